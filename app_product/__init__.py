@@ -1,0 +1,1 @@
+"""app_product: the catalog service (categories and products), on PostgreSQL."""

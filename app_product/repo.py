@@ -1,0 +1,245 @@
+"""Every SQL statement of the catalog, and nothing else.
+
+Functions take the `databases.Database`; inside a service-level `db.transaction()` they run on
+that transaction's connection (databases binds it to the calling task). Rows come back as
+mappings; the service turns them into wire types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from databases import Database
+
+Row = Mapping[str, Any]
+
+CATEGORY_COLUMNS = "id, name, description, is_active, version, created_at, updated_at"
+PRODUCT_COLUMNS = (
+    "id, sku, name, description, price, stock, category_id, category_name, is_active, version, "
+    "created_at, updated_at"
+)
+# The only columns a PATCH may set: dynamic SET lists are built from these names, never from input.
+CATEGORY_MUTABLE = frozenset({"name", "description", "is_active"})
+PRODUCT_MUTABLE = frozenset(
+    {"sku", "name", "description", "price", "stock", "category_id", "category_name", "is_active"}
+)
+
+
+def _mapping(row: Any) -> Row | None:
+    return None if row is None else row._mapping
+
+
+def _set_list(changes: Mapping[str, Any], allowed: frozenset[str]) -> str:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    return ", ".join(f"{column} = :{column}" for column in sorted(changes))
+
+
+# Categories -----------------------------------------------------------------------------------
+
+
+async def list_categories(db: Database, is_active: bool | None) -> list[Row]:
+    rows = await db.fetch_all(
+        f"SELECT {CATEGORY_COLUMNS} FROM categories"
+        " WHERE (CAST(:is_active AS boolean) IS NULL OR is_active = :is_active)"
+        " ORDER BY lower(name), id",
+        {"is_active": is_active},
+    )
+    return [row._mapping for row in rows]
+
+
+async def fetch_category(db: Database, category_id: int) -> Row | None:
+    row = await db.fetch_one(f"SELECT {CATEGORY_COLUMNS} FROM categories WHERE id = :id", {"id": category_id})
+    return _mapping(row)
+
+
+async def lock_category(db: Database, category_id: int, *, exclusive: bool) -> Row | None:
+    """Lock a category row for the rest of the transaction.
+
+    Product writers take it shared (a category they point at cannot be deleted or renamed
+    under them); deleting a category takes it exclusive.
+    """
+    mode = "UPDATE" if exclusive else "SHARE"
+    row = await db.fetch_one(
+        f"SELECT {CATEGORY_COLUMNS} FROM categories WHERE id = :id FOR {mode}", {"id": category_id}
+    )
+    return _mapping(row)
+
+
+async def insert_category(db: Database, name: str, description: str, is_active: bool) -> Row:
+    row = await db.fetch_one(
+        "INSERT INTO categories (name, description, is_active)"
+        f" VALUES (:name, :description, :is_active) RETURNING {CATEGORY_COLUMNS}",
+        {"name": name, "description": description, "is_active": is_active},
+    )
+    assert row is not None
+    return row._mapping
+
+
+async def update_category(db: Database, category_id: int, version: int, changes: Mapping[str, Any]) -> Row | None:
+    """Apply `changes` if the category is still at `version`; None if absent or stale."""
+    row = await db.fetch_one(
+        f"UPDATE categories SET {_set_list(changes, CATEGORY_MUTABLE)},"
+        " version = version + 1, updated_at = now()"
+        f" WHERE id = :id AND version = :version RETURNING {CATEGORY_COLUMNS}",
+        {**changes, "id": category_id, "version": version},
+    )
+    return _mapping(row)
+
+
+async def rename_category_in_products(db: Database, category_id: int, name: str) -> int:
+    """Refresh the denormalised name; the product's own version is left alone, as its editable
+    state did not change (the catalog's events carry the category change separately)."""
+    row = await db.fetch_one(
+        "WITH changed AS ("
+        " UPDATE products SET category_name = :name"
+        " WHERE category_id = :id AND category_name IS DISTINCT FROM :name RETURNING 1)"
+        " SELECT count(*) AS n FROM changed",
+        {"id": category_id, "name": name},
+    )
+    assert row is not None
+    return int(row._mapping["n"])
+
+
+async def count_products_in_category(db: Database, category_id: int) -> int:
+    count = await db.fetch_val("SELECT count(*) FROM products WHERE category_id = :id", {"id": category_id})
+    return int(count)
+
+
+async def delete_category(db: Database, category_id: int) -> None:
+    await db.execute("DELETE FROM categories WHERE id = :id", {"id": category_id})
+
+
+# Products -------------------------------------------------------------------------------------
+
+
+async def fetch_product(db: Database, product_id: int) -> Row | None:
+    row = await db.fetch_one(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = :id", {"id": product_id})
+    return _mapping(row)
+
+
+async def fetch_products(db: Database, ids: Sequence[int]) -> list[Row]:
+    rows = await db.fetch_all(
+        f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id",
+        {"ids": list(ids)},
+    )
+    return [row._mapping for row in rows]
+
+
+async def product_version(db: Database, product_id: int) -> int | None:
+    version = await db.fetch_val("SELECT version FROM products WHERE id = :id", {"id": product_id})
+    return None if version is None else int(version)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_products(
+    db: Database,
+    *,
+    after: int,
+    limit: int,
+    category_id: int | None,
+    is_active: bool | None,
+    q: str | None,
+) -> list[Row]:
+    """One keyset page: products with id > `after`, in id order, under the given filters."""
+    rows = await db.fetch_all(
+        f"SELECT {PRODUCT_COLUMNS} FROM products"
+        " WHERE id > :after"
+        " AND (CAST(:category_id AS bigint) IS NULL OR category_id = :category_id)"
+        " AND (CAST(:is_active AS boolean) IS NULL OR is_active = :is_active)"
+        " AND (CAST(:pattern AS text) IS NULL OR name ILIKE :pattern)"
+        " ORDER BY id LIMIT :limit",
+        {
+            "after": after,
+            "limit": limit,
+            "category_id": category_id,
+            "is_active": is_active,
+            "pattern": None if q is None else _like_pattern(q),
+        },
+    )
+    return [row._mapping for row in rows]
+
+
+async def insert_product(db: Database, values: Mapping[str, Any]) -> Row:
+    row = await db.fetch_one(
+        "INSERT INTO products (sku, name, description, price, stock, category_id, category_name, is_active)"
+        " VALUES (:sku, :name, :description, :price, :stock, :category_id, :category_name, :is_active)"
+        f" RETURNING {PRODUCT_COLUMNS}",
+        dict(values),
+    )
+    assert row is not None
+    return row._mapping
+
+
+async def update_product(db: Database, product_id: int, version: int, changes: Mapping[str, Any]) -> Row | None:
+    """Apply `changes` if the product is still at `version`; None if absent or stale."""
+    row = await db.fetch_one(
+        f"UPDATE products SET {_set_list(changes, PRODUCT_MUTABLE)},"
+        " version = version + 1, updated_at = now()"
+        f" WHERE id = :id AND version = :version RETURNING {PRODUCT_COLUMNS}",
+        {**changes, "id": product_id, "version": version},
+    )
+    return _mapping(row)
+
+
+async def delete_product(db: Database, product_id: int, version: int | None) -> Row | None:
+    """Delete the product (only at `version` when given); the deleted row, or None."""
+    row = await db.fetch_one(
+        "DELETE FROM products WHERE id = :id"
+        " AND (CAST(:version AS integer) IS NULL OR version = :version)"
+        f" RETURNING {PRODUCT_COLUMNS}",
+        {"id": product_id, "version": version},
+    )
+    return _mapping(row)
+
+
+# Denormalisation drift (reconcile) ------------------------------------------------------------
+
+
+async def find_drift(db: Database) -> list[Row]:
+    """Products whose category_name differs from their category's, or whose category is gone."""
+    rows = await db.fetch_all(
+        "SELECT p.id, p.sku, p.category_id, p.category_name, c.name AS actual_name,"
+        " (c.id IS NULL) AS category_missing"
+        " FROM products p LEFT JOIN categories c ON c.id = p.category_id"
+        " WHERE p.category_id IS NOT NULL AND (c.id IS NULL OR p.category_name IS DISTINCT FROM c.name)"
+        " ORDER BY p.id"
+    )
+    return [row._mapping for row in rows]
+
+
+async def lock_all_categories(db: Database) -> None:
+    """Hold every category row shared, so no rename or delete commits while drift is repaired."""
+    await db.execute("SELECT id FROM categories FOR SHARE")
+
+
+async def fix_stale_category_names(db: Database) -> int:
+    row = await db.fetch_one(
+        "WITH fixed AS ("
+        " UPDATE products p SET category_name = c.name FROM categories c"
+        " WHERE c.id = p.category_id AND p.category_name IS DISTINCT FROM c.name RETURNING 1)"
+        " SELECT count(*) AS n FROM fixed"
+    )
+    assert row is not None
+    return int(row._mapping["n"])
+
+
+async def detach_missing_categories(db: Database) -> int:
+    """Products naming a category that no longer exists become uncategorised (a real change
+    to the product, so its version moves)."""
+    row = await db.fetch_one(
+        "WITH fixed AS ("
+        " UPDATE products p SET category_id = NULL, category_name = NULL,"
+        " version = version + 1, updated_at = now()"
+        " WHERE p.category_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM categories c WHERE c.id = p.category_id) RETURNING 1)"
+        " SELECT count(*) AS n FROM fixed"
+    )
+    assert row is not None
+    return int(row._mapping["n"])

@@ -1,0 +1,140 @@
+"""The catalog's wire types: request bodies and query strings (validated by msgspec) and responses.
+
+JSON field names follow the columns. Prices travel as decimal strings ("19.99"), never JSON
+numbers: a float cannot hold most prices exactly, so a number in a price field is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+# `\Z` rather than `$`: Python's `$` also matches before a trailing newline.
+Money = Annotated[
+    str,
+    Meta(
+        pattern=r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?\Z",
+        description="A decimal string with at most 2 decimals and 10 integer digits, such as '19.99'",
+    ),
+]
+Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+Version = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+Stock = Annotated[int, Meta(ge=0, le=1_000_000_000)]
+Sku = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
+# Names may not start or end with whitespace, nor hold line breaks.
+CategoryName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^\S(?:.*\S)?\Z")]
+ProductName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?\Z")]
+CategoryDescription = Annotated[str, Meta(max_length=2000)]
+ProductDescription = Annotated[str, Meta(max_length=5000)]
+SearchText = Annotated[str, Meta(min_length=1, max_length=100)]
+PageSize = Annotated[int, Meta(ge=1, le=100)]
+
+MAX_BATCH_IDS = 100
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Request bodies refuse unknown fields: a typo must not be silently ignored."""
+
+
+class CategoryCreate(Body, kw_only=True):
+    name: CategoryName
+    description: CategoryDescription = ""
+    is_active: bool = True
+
+
+class CategoryPatch(Body, kw_only=True):
+    name: CategoryName | UnsetType = UNSET
+    description: CategoryDescription | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+    version: Version | None = None
+
+
+class ProductCreate(Body, kw_only=True):
+    sku: Sku
+    name: ProductName
+    description: ProductDescription = ""
+    price: Money
+    stock: Stock = 0
+    category_id: Id | None = None
+    is_active: bool = True
+
+
+class ProductPatch(Body, kw_only=True):
+    sku: Sku | UnsetType = UNSET
+    name: ProductName | UnsetType = UNSET
+    description: ProductDescription | UnsetType = UNSET
+    price: Money | UnsetType = UNSET
+    stock: Stock | UnsetType = UNSET
+    category_id: Id | None | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+    version: Version | None = None
+
+
+class ProductQuery(Body, kw_only=True):
+    """`GET /api/products`: a filtered page, or with `ids` a batch of named products."""
+
+    limit: PageSize = 20
+    cursor: str | None = None
+    category_id: Id | None = None
+    is_active: bool | None = None
+    q: SearchText | None = None
+    ids: str | None = None
+
+
+class Category(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    description: str
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Product(msgspec.Struct, kw_only=True):
+    id: int
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    stock: int
+    category_id: int | None
+    category_name: str | None
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryList(msgspec.Struct):
+    items: list[Category]
+
+
+class ProductPage(msgspec.Struct):
+    items: list[Product]
+    next_cursor: str | None = None
+    # Only in answers to `?ids=`: the requested ids that name no product.
+    missing: list[int] | UnsetType = UNSET
+
+
+def changes(patch: msgspec.Struct) -> dict[str, object]:
+    """The fields a PATCH body sets (its `version` is not a change)."""
+    return {
+        field: value
+        for field in patch.__struct_fields__
+        if field != "version" and (value := getattr(patch, field)) is not UNSET
+    }
+
+
+class CategoryQuery(Body, kw_only=True):
+    is_active: bool | None = None
+
+
+class VersionQuery(Body, kw_only=True):
+    """DELETE may name the version it read, as `?version=` or If-Match."""
+
+    version: Version | None = None

@@ -1,0 +1,10 @@
+"""Settings of the catalog service: the shared ones, with the catalog's defaults."""
+
+from __future__ import annotations
+
+from shared.config import Port, Settings
+
+
+class CatalogSettings(Settings, frozen=True, kw_only=True, rename="upper"):
+    port: Port = 8001
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/storefront_catalog"

@@ -1,0 +1,1 @@
+"""shared: what both storefront services use (settings, connections, auth, errors, logging)."""

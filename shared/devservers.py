@@ -1,0 +1,318 @@
+"""Local PostgreSQL and Redis servers from installed binaries, for development and tests only.
+
+Tests start throwaway servers on free loopback ports in temporary directories; `scripts/run`
+keeps persistent ones in a data folder of the checkout:
+
+    python -m shared.devservers up [--dir .data]     # start if needed, print the URLs to export
+    python -m shared.devservers down [--dir .data]   # stop them
+
+PostgreSQL refuses to run as root, so under root its server runs as the `postgres` system
+user (created by Debian's package), which then owns the data directory. Settings go into the
+cluster's postgresql.conf, so `pg_ctl start` needs no extra options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEV_PG_PORT = 55432
+DEV_REDIS_PORT = 56379
+_START_TIMEOUT = 30.0
+
+# Throwaway test clusters trade durability for speed; a dev cluster keeps PostgreSQL defaults.
+_FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+class DevServerError(Exception):
+    pass
+
+
+def free_port() -> int:
+    """A loopback port free right now (the caller retries if someone takes it first)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(
+    what: str, ready: Callable[[], bool], deadline_seconds: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if process is not None and process.poll() is not None:
+            raise DevServerError(f"{what} exited with status {process.returncode} while starting")
+        time.sleep(0.05)  # polling a server's readiness; there is nothing to wait on instead
+    raise DevServerError(f"{what} did not become ready within {deadline_seconds}s")
+
+
+def pg_bindir() -> Path:
+    """Where PostgreSQL's server binaries are: $PG_BIN, Debian's newest, or the PATH."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("postgres")
+    if found:
+        return Path(found).parent
+    raise DevServerError("no PostgreSQL server binaries found; install postgresql or set PG_BIN")
+
+
+def _server_user() -> str | None:
+    """The user the PostgreSQL server must run as: None for ourselves, `postgres` under root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise DevServerError("running as root needs the 'postgres' system user (apt install postgresql)") from None
+    return "postgres"
+
+
+def _reachable_by(user: str | None, directory: Path) -> bool:
+    if user is None:
+        return True
+    return subprocess.run(["test", "-x", str(directory)], user=user, check=False).returncode == 0
+
+
+def _pg_is_ready(port: int) -> bool:
+    result = subprocess.run(
+        [str(pg_bindir() / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], check=False
+    )
+    return result.returncode == 0
+
+
+def _redis_is_ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class PostgresServer:
+    """One cluster in `directory` (data in `directory/data`), listening on 127.0.0.1:`port`."""
+
+    directory: Path
+    port: int
+    fast: bool = False
+    user: str | None = field(default_factory=_server_user)
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(args, user=self.user, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def init(self) -> None:
+        """Create the cluster if `directory` holds none (trust auth: loopback only, dev only)."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            shutil.chown(self.directory, self.user, self.user)
+        try:
+            self._run(
+                str(pg_bindir() / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise DevServerError(f"initdb failed: {exc.stderr.decode(errors='replace').strip()}") from None
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": "''",
+            "max_connections": "200",
+            **(_FAST_SETTINGS if self.fast else {}),
+        }
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# storefront devservers\n")
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def start(self) -> None:
+        """Run the server as a child process (tests); stops with `stop()`."""
+        self.init()
+        with (self.directory / "postgres.log").open("ab") as log:  # the child keeps its own copy
+            self._process = subprocess.Popen(
+                [str(pg_bindir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port)],
+                user=self.user,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        _wait_for("PostgreSQL", lambda: _pg_is_ready(self.port), _START_TIMEOUT, self._process)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)  # "fast" shutdown: no waiting for clients
+            self._process.wait(timeout=30)
+        self._process = None
+
+    def start_daemon(self) -> None:
+        """Run the server detached (development); a running one is left alone."""
+        if _pg_is_ready(self.port):
+            return
+        self.init()
+        log = self.directory / "postgres.log"
+        try:
+            self._run(
+                str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-l", str(log),
+                "-o", f"-p {self.port}", "-w", "-t", str(int(_START_TIMEOUT)), "start",
+            )  # fmt: skip
+        except subprocess.CalledProcessError:
+            raise DevServerError(f"PostgreSQL did not start; see {log}") from None
+
+    def stop_daemon(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run(str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+
+
+@dataclass
+class RedisServer:
+    """One redis-server in `directory` on 127.0.0.1:`port`; `appendonly` keeps data across restarts."""
+
+    directory: Path
+    port: int
+    appendonly: bool = False
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _args(self) -> list[str]:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise DevServerError("redis-server is not installed (apt install redis-server)")
+        return [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        """Run as a child process (tests); `stop()` then `start()` again restarts it on the same port."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for("Redis", lambda: _redis_is_ready(self.port), _START_TIMEOUT, self._process)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+        self._process = None
+
+    def start_daemon(self) -> None:
+        if _redis_is_ready(self.port):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        pidfile = self.directory / "redis.pid"
+        subprocess.run([*self._args(), "--daemonize", "yes", "--pidfile", str(pidfile)], check=True)
+        _wait_for("Redis", lambda: _redis_is_ready(self.port), _START_TIMEOUT)
+
+    def stop_daemon(self) -> None:
+        pidfile = self.directory / "redis.pid"
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary directory the PostgreSQL server user can reach."""
+    for parent in (None, "/tmp"):
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        if _reachable_by(_server_user(), path.parent):
+            return path
+        path.rmdir()
+    raise DevServerError("no temporary directory is reachable by the postgres user")
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[PostgresServer]:
+    directory = scratch_dir("storefront-pg-")
+    server = PostgresServer(directory, free_port(), fast=True)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[RedisServer]:
+    directory = Path(tempfile.mkdtemp(prefix="storefront-redis-"))
+    server = RedisServer(directory, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _dev_postgres_dir(data: Path) -> Path:
+    """`data/postgres`, unless the postgres user cannot reach the checkout (a root-only home):
+    then a folder under /var/tmp named after the checkout, so each checkout keeps its own."""
+    wanted = data.resolve() / "postgres"
+    if _reachable_by(_server_user(), data.resolve()):
+        return wanted
+    digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"storefront-{digest}" / "postgres"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.devservers", description="Local dev servers.")
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--dir", type=Path, default=Path(".data"), help="data folder (default .data)")
+    parser.add_argument("--pg-port", type=int, default=DEV_PG_PORT)
+    parser.add_argument("--redis-port", type=int, default=DEV_REDIS_PORT)
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if _server_user() is not None:
+        # The postgres user must be able to traverse into the data folder.
+        args.dir.chmod(0o755)
+    postgres = PostgresServer(_dev_postgres_dir(args.dir), args.pg_port)
+    redis = RedisServer(args.dir.resolve() / "redis", args.redis_port, appendonly=True)
+    try:
+        if args.action == "down":
+            postgres.stop_daemon()
+            redis.stop_daemon()
+            return 0
+        postgres.start_daemon()
+        redis.start_daemon()
+    except (DevServerError, subprocess.CalledProcessError) as exc:
+        print(f"devservers: {exc}", file=sys.stderr)
+        return 1
+    print(f"export CATALOG_DATABASE_URL={postgres.url('storefront_catalog')}")
+    print(f"export CART_DATABASE_URL={postgres.url('storefront_cart')}")
+    print(f"export REDIS_URL={redis.url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Per-request context: the request id (taken from `X-Request-ID` or generated) and the access log.
+
+`RequestContextMiddleware` is the outermost user middleware of every app. It sets the request
+id in a context variable (read by the log formatter and the error handlers), echoes it in the
+response, and writes one JSON log line per request with method, route template, status and
+duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# A caller's id is echoed into logs and headers, so only a short, plain token is accepted.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_log = logging.getLogger("storefront.access")
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled by this task, if any."""
+    return _request_id.get()
+
+
+def _route_template(scope: Scope) -> str:
+    # Logging "/api/products/{id}" rather than the raw path keeps log cardinality bounded.
+    app = scope.get("app")
+    for route in getattr(app, "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", scope["path"]))
+    return "<unmatched>"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # Not reset afterwards on purpose: Starlette's outermost error handler runs after this
+        # middleware has unwound and must still see the id. Each request runs in its own task
+        # (its own context copy), so the value cannot leak into another request.
+        _request_id.set(request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": _route_template(scope),
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )

@@ -1,0 +1,84 @@
+"""The Starlette skeleton every storefront service shares, and the process entry point.
+
+`build_app` wires one place: the PostgreSQL and Redis pools (opened in the lifespan, never at
+import), the token verifier, the middleware order, the problem+json handlers and the health
+routes. `serve` loads settings (one line and exit 2 on a bad value), configures JSON logging
+and runs uvicorn.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+
+from shared.auth import TokenVerifier
+from shared.body_limit import ContentLengthLimitMiddleware
+from shared.config import S, Settings, SettingsError, load_settings
+from shared.db import create_database, ping
+from shared.errors import exception_handlers
+from shared.health import Check, health_routes
+from shared.logs import configure_logging
+from shared.redis_conn import create_redis
+from shared.request_context import RequestContextMiddleware
+
+
+def _dependency_checks(request: Request) -> dict[str, Check]:
+    state = request.app.state
+    return {"postgres": lambda: ping(state.db), "redis": lambda: state.redis.ping()}
+
+
+def build_app(service: str, settings: Settings, routes: Sequence[BaseRoute]) -> Starlette:
+    db = create_database(settings)
+    redis = create_redis(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await db.connect()
+        try:
+            yield
+        finally:
+            await db.disconnect()
+            await redis.aclose()
+
+    app = Starlette(
+        routes=[*health_routes(service, _dependency_checks, settings.ready_timeout), *routes],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(ContentLengthLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.redis = redis
+    app.state.token_verifier = TokenVerifier(settings)
+    return app
+
+
+def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starlette]) -> None:
+    """Run `service` in this process until SIGTERM/SIGINT."""
+    try:
+        settings = load_settings(settings_class)
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # RequestContextMiddleware writes the access log, with request ids
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,112 @@
+"""Fixtures: real PostgreSQL and Redis servers started by this test session, and clients.
+
+Servers run on free loopback ports in temporary directories and are removed afterwards; tests
+never touch a server or data they did not create. Tests share one migrated catalog database
+and keep apart by unique names (`unique`), not by truncating tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from app_product.app import create_app as create_catalog_app
+from app_product.settings import CatalogSettings
+from shared.config import load_settings
+from shared.devservers import PostgresServer, RedisServer, throwaway_postgres, throwaway_redis
+from shared.migrations import SQL_ROOT, migrate
+
+TEST_JWT_SECRET = "storefront-tests-secret-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every coroutine test runs on asyncio through anyio's plugin (it ships with Starlette).
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with throwaway_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with throwaway_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def catalog_db_url(postgres: PostgresServer) -> str:
+    url = postgres.url("catalog_shared")
+    asyncio.run(migrate(url, SQL_ROOT / "catalog"))
+    return url
+
+
+@pytest.fixture
+def fresh_db_url(postgres: PostgresServer) -> str:
+    """The URL of a database that does not exist yet (migrations create it)."""
+    return postgres.url(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """`unique("Shoes")` gives a name no other test uses."""
+    suffix = uuid.uuid4().hex[:8]
+    return lambda name: f"{name}-{suffix}"
+
+
+def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        **extra,
+    }
+
+
+@pytest.fixture
+def catalog_settings(catalog_db_url: str, redis_server: RedisServer) -> CatalogSettings:
+    return load_settings(CatalogSettings, service_env(catalog_db_url, redis_server.url))
+
+
+@pytest.fixture
+async def catalog(catalog_settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The catalog app served in-process (its lifespan run, so its pools are real)."""
+    app = create_catalog_app(catalog_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+            yield client
+
+
+def make_token(uid: str = "user-1", roles: tuple[str, ...] = (), ttl: int = 300, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"uid": uid, "roles": list(roles), "iat": now, "exp": now + ttl, **claims}
+    return jwt.encode(payload, TEST_JWT_SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
+
+
+@pytest.fixture
+def shopper() -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token('shopper-1')}"}
