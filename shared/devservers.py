@@ -14,6 +14,7 @@ cluster's postgresql.conf, so `pg_ctl start` needs no extra options.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -28,6 +29,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 DEV_PG_PORT = 55432
 DEV_REDIS_PORT = 56379
@@ -285,13 +290,60 @@ def _dev_postgres_dir(data: Path) -> Path:
     return Path("/var/tmp") / f"storefront-{digest}" / "postgres"
 
 
+async def _postgres_answers(url: str) -> None:
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except asyncpg.InvalidCatalogNameError:
+        return  # the server answers; migrations will create the database
+    await conn.close()
+
+
+async def _redis_answers(url: str) -> None:
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+def check(environ: dict[str, str], deadline_seconds: float = 15.0) -> list[str]:
+    """Wait until the configured servers answer; the variables whose server never did."""
+    probes = {
+        "CATALOG_DATABASE_URL": _postgres_answers,
+        "CART_DATABASE_URL": _postgres_answers,
+        "REDIS_URL": _redis_answers,
+    }
+    failing = []
+    for variable, probe in probes.items():
+        url = environ.get(variable)
+        if not url:
+            failing.append(f"{variable} is not set")
+            continue
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            try:
+                asyncio.run(probe(url))
+                break
+            except (OSError, asyncpg.PostgresError, RedisError, TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    failing.append(f"{variable}: {type(exc).__name__}: {exc}")
+                    break
+                time.sleep(0.2)  # retrying a connection to a server that may still be starting
+    return failing
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.devservers", description="Local dev servers.")
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", "check"])
     parser.add_argument("--dir", type=Path, default=Path(".data"), help="data folder (default .data)")
     parser.add_argument("--pg-port", type=int, default=DEV_PG_PORT)
     parser.add_argument("--redis-port", type=int, default=DEV_REDIS_PORT)
     args = parser.parse_args(argv)
+    if args.action == "check":
+        failing = check(dict(os.environ))
+        for problem in failing:
+            print(f"devservers: cannot reach {problem}", file=sys.stderr)
+        return 1 if failing else 0
     args.dir.mkdir(parents=True, exist_ok=True)
     if _server_user() is not None:
         # The postgres user must be able to traverse into the data folder.

@@ -23,7 +23,7 @@ Check = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)
 
 
-class CheckResult(msgspec.Struct):
+class CheckResult(msgspec.Struct, omit_defaults=True):
     status: str
     latency_ms: float
     error: str | None = None

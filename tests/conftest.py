@@ -27,11 +27,12 @@ from shared.migrations import SQL_ROOT, migrate
 TEST_JWT_SECRET = "storefront-tests-secret-0123456789abcdef"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
     # Every coroutine test runs on asyncio through anyio's plugin (it ships with Starlette).
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
-            item.add_marker(pytest.mark.anyio)
+    # The mark must be on the function before anyio's own hook sees it, hence tryfirst.
+    if inspect.iscoroutinefunction(obj) and name.startswith("test"):
+        pytest.mark.anyio(obj)
 
 
 @pytest.fixture
@@ -110,3 +111,29 @@ def admin() -> dict[str, str]:
 @pytest.fixture
 def shopper() -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token('shopper-1')}"}
+
+
+@pytest.fixture
+def new_category(catalog: httpx.AsyncClient, admin: dict[str, str], unique: Callable[[str], str]):
+    """`await new_category(**fields)` creates a category through the API and returns its JSON."""
+
+    async def create(**fields: Any) -> dict[str, Any]:
+        body = {"name": unique(f"Category {uuid.uuid4().hex[:4]}"), **fields}
+        response = await catalog.post("/api/categories", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return create
+
+
+@pytest.fixture
+def new_product(catalog: httpx.AsyncClient, admin: dict[str, str], unique: Callable[[str], str]):
+    """`await new_product(**fields)` creates a product through the API and returns its JSON."""
+
+    async def create(**fields: Any) -> dict[str, Any]:
+        body = {"sku": unique(f"SKU-{uuid.uuid4().hex[:6]}"), "name": "Test product", "price": "10.00", **fields}
+        response = await catalog.post("/api/products", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return create

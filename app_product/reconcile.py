@@ -1,0 +1,84 @@
+"""`python -m app_product.reconcile [--fix]`: find (and repair) denormalised category drift.
+
+Drift is a product whose `category_name` differs from its category's name, or whose
+`category_id` names a category that no longer exists; neither can arise through the API, but a
+manual SQL edit or a restored backup can cause either. Without `--fix` it reports and exits 1 if
+anything drifted (so a cron job can alert); with `--fix` it repairs in one transaction: names
+are refreshed, and products of a missing category become uncategorised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from databases import Database
+
+from app_product import repo
+from app_product.settings import CatalogSettings
+from shared.config import SettingsError, load_settings
+from shared.db import create_database
+
+
+@dataclass(frozen=True)
+class Repair:
+    names_refreshed: int
+    detached: int
+
+
+def describe(row: Mapping[str, Any]) -> str:
+    product = f"product {row['id']} ({row['sku']})"
+    if row["category_missing"]:
+        return f"{product}: category {row['category_id']} does not exist"
+    return f"{product}: category_name {row['category_name']!r}, but category {row['category_id']} is {row['actual_name']!r}"
+
+
+async def repair(db: Database) -> Repair:
+    async with db.transaction():
+        # Without this lock a rename committing mid-repair could be overwritten with the old
+        # name; with it, renames wait, and the updates below (new snapshots) see every
+        # rename committed before it.
+        await repo.lock_all_categories(db)
+        names = await repo.fix_stale_category_names(db)
+        detached = await repo.detach_missing_categories(db)
+    return Repair(names_refreshed=names, detached=detached)
+
+
+async def run(settings: CatalogSettings, fix: bool) -> int:
+    db = create_database(settings)
+    await db.connect()
+    try:
+        drift = await repo.find_drift(db)
+        for row in drift:
+            print(describe(row))
+        if not drift:
+            print("no drift: every product's category_name matches its category")
+            return 0
+        if not fix:
+            print(f"{len(drift)} product(s) drifted; run with --fix to repair")
+            return 1
+        done = await repair(db)
+        print(f"repaired: {done.names_refreshed} name(s) refreshed, {done.detached} product(s) uncategorised")
+        return 0
+    finally:
+        await db.disconnect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app_product.reconcile", description=__doc__.splitlines()[0])
+    parser.add_argument("--fix", action="store_true", help="repair the drift found")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(CatalogSettings)
+    except SettingsError as exc:
+        print(f"reconcile: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run(settings, args.fix))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

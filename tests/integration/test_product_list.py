@@ -1,0 +1,104 @@
+"""`GET /api/products`: keyset pages, filters, the `ids` batch, and bad query strings."""
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+async def pages(catalog, **params):
+    """Follow next_cursor to the end; the ids of each page."""
+    result, cursor = [], None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await catalog.get("/api/products", params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        result.append([item["id"] for item in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return result
+
+
+async def test_keyset_pages_cover_everything_once_in_order(catalog, new_category, new_product):
+    category = await new_category()
+    ids = [(await new_product(category_id=category["id"]))["id"] for _ in range(7)]
+    assert await pages(catalog, category_id=category["id"], limit=3) == [ids[0:3], ids[3:6], ids[6:7]]
+    assert await pages(catalog, category_id=category["id"], limit=7) == [ids]
+
+
+async def test_a_product_added_behind_the_cursor_does_not_shift_pages(catalog, new_category, new_product):
+    category = await new_category()
+    ids = [(await new_product(category_id=category["id"]))["id"] for _ in range(4)]
+    first = (await catalog.get("/api/products", params={"category_id": category["id"], "limit": 2})).json()
+    assert [item["id"] for item in first["items"]] == ids[:2]
+    newest = (await new_product(category_id=category["id"]))["id"]
+    rest = await catalog.get(
+        "/api/products", params={"category_id": category["id"], "limit": 10, "cursor": first["next_cursor"]}
+    )
+    assert [item["id"] for item in rest.json()["items"]] == [*ids[2:], newest]
+
+
+async def test_filter_by_active(catalog, new_category, new_product):
+    category = await new_category()
+    active = await new_product(category_id=category["id"])
+    inactive = await new_product(category_id=category["id"], is_active=False)
+    for flag, expected in (("true", [active["id"]]), ("false", [inactive["id"]])):
+        body = (await catalog.get("/api/products", params={"category_id": category["id"], "is_active": flag})).json()
+        assert [item["id"] for item in body["items"]] == expected
+
+
+async def test_name_search_is_case_insensitive_and_literal(catalog, new_product, unique):
+    tag = unique("zq")
+    percent = await new_product(name=f"{tag} 100% Wool")
+    plain = await new_product(name=f"{tag} 1000 Wool")
+    found = (await catalog.get("/api/products", params={"q": tag.upper()})).json()["items"]
+    assert {item["id"] for item in found} == {percent["id"], plain["id"]}
+    literal = (await catalog.get("/api/products", params={"q": f"{tag} 100%"})).json()["items"]
+    assert [item["id"] for item in literal] == [percent["id"]]
+    underscore = (await catalog.get("/api/products", params={"q": f"{tag}_"})).json()["items"]
+    assert underscore == []
+
+
+async def test_batch_by_ids_reports_missing(catalog, new_product):
+    first, second = await new_product(), await new_product(is_active=False)
+    ids = f"{second['id']},987654321,{first['id']},{first['id']}"
+    body = (await catalog.get("/api/products", params={"ids": ids})).json()
+    assert [item["id"] for item in body["items"]] == sorted([first["id"], second["id"]])
+    assert body["missing"] == [987654321]
+    assert body["next_cursor"] is None
+
+
+async def test_plain_listing_has_no_missing_field(catalog):
+    assert "missing" not in (await catalog.get("/api/products", params={"limit": 1})).json()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"category_id": "-3"}, "category_id"),
+        ({"is_active": "maybe"}, "is_active"),
+        ({"q": ""}, "q"),
+        ({"q": "x" * 101}, "q"),
+        ({"ids": "1,two,3"}, "ids"),
+        ({"ids": "1,,2"}, "ids"),
+        ({"ids": "0"}, "ids"),
+        ({"ids": ",".join(str(i) for i in range(1, 102))}, "ids"),
+        ({"ids": "1", "is_active": "true"}, "ids"),
+        ({"sort": "price"}, "sort"),
+        ([("limit", "5"), ("limit", "6")], "limit"),
+    ],
+)
+async def test_bad_query_is_a_400_naming_the_parameter(catalog, params, field):
+    response = await catalog.get("/api/products", params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"][0]["field"] == field
+
+
+async def test_a_hundred_ids_is_the_limit(catalog):
+    response = await catalog.get("/api/products", params={"ids": ",".join(str(i) for i in range(1, 101))})
+    assert response.status_code == 200

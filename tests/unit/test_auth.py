@@ -1,0 +1,185 @@
+"""Token verification, with no I/O: every way a token can be wrong gets a 401 with a challenge."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from shared.auth import Principal, TokenVerifier
+from shared.config import Settings, SettingsError, load_settings
+from shared.errors import Unauthorized
+
+SECRET = "unit-test-secret-0123456789abcdef-xyz"
+
+
+def verifier(**environ: str) -> TokenVerifier:
+    return TokenVerifier(load_settings(Settings, {"JWT_SECRET": SECRET, **environ}))
+
+
+def claims(**overrides):
+    now = int(time.time())
+    return {"uid": "alice", "roles": ["admin"], "iat": now, "exp": now + 60, **overrides}
+
+
+def hs256(payload, key=SECRET, headers=None):
+    return jwt.encode(payload, key, algorithm="HS256", headers=headers)
+
+
+def rejected(v: TokenVerifier, token: str) -> Unauthorized:
+    with pytest.raises(Unauthorized) as caught:
+        v.verify(token)
+    challenge = caught.value.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="storefront", error="invalid_token"')
+    return caught.value
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_valid_token_gives_user_and_roles():
+    assert verifier().verify(hs256(claims())) == Principal(user_id="alice", roles=frozenset({"admin"}))
+
+
+def test_sub_is_used_when_there_is_no_uid():
+    token = hs256({**{k: v for k, v in claims().items() if k != "uid"}, "sub": "bob"})
+    assert verifier().verify(token).user_id == "bob"
+
+
+def test_numeric_uid_becomes_a_string():
+    assert verifier().verify(hs256(claims(uid=42))).user_id == "42"
+
+
+def test_space_separated_roles_are_accepted():
+    assert verifier().verify(hs256(claims(roles="admin support"))).roles == {"admin", "support"}
+
+
+def test_missing_exp_is_rejected():
+    payload = claims()
+    del payload["exp"]
+    assert "exp" in rejected(verifier(), hs256(payload)).detail
+
+
+def test_expired_token_is_rejected():
+    assert "expired" in rejected(verifier(), hs256(claims(exp=int(time.time()) - 120))).detail
+
+
+def test_expiry_within_the_leeway_is_accepted():
+    assert verifier().verify(hs256(claims(exp=int(time.time()) - 5))).user_id == "alice"
+
+
+def test_not_before_in_the_future_is_rejected():
+    assert "not valid yet" in rejected(verifier(), hs256(claims(nbf=int(time.time()) + 600))).detail
+
+
+def test_issued_in_the_future_is_rejected():
+    rejected(verifier(), hs256(claims(iat=int(time.time()) + 600)))
+
+
+def test_wrong_secret_is_rejected():
+    assert "signature" in rejected(verifier(), hs256(claims(), key="another-secret-0123456789abcdef-xyz")).detail
+
+
+def test_tampered_payload_is_rejected():
+    header, _, signature = hs256(claims()).split(".")
+    forged = b64(json.dumps(claims(roles=["admin", "root"])).encode())
+    rejected(verifier(), f"{header}.{forged}.{signature}")
+
+
+def test_alg_none_is_rejected():
+    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims()).encode())
+    assert "algorithm" in rejected(verifier(), f"{header}.{payload}.").detail
+
+
+@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "a.b", "🙂.🙂.🙂"])
+def test_malformed_token_is_rejected(token):
+    rejected(verifier(), token)
+
+
+def test_no_usable_user_id_is_rejected():
+    payload = claims()
+    del payload["uid"]
+    rejected(verifier(), hs256(payload))
+    rejected(verifier(), hs256(claims(uid="")))
+    rejected(verifier(), hs256(claims(uid=["alice"])))
+
+
+def test_roles_of_the_wrong_type_are_rejected():
+    rejected(verifier(), hs256(claims(roles=[1, 2])))
+    rejected(verifier(), hs256(claims(roles={"admin": True})))
+
+
+def test_issuer_and_audience_are_checked_when_configured():
+    v = verifier(JWT_ISSUER="https://auth.example", JWT_AUDIENCE="storefront")
+    good = claims(iss="https://auth.example", aud="storefront")
+    assert v.verify(hs256(good)).user_id == "alice"
+    rejected(v, hs256({**good, "iss": "https://evil.example"}))
+    rejected(v, hs256({**good, "aud": "another-app"}))
+    rejected(v, hs256({k: val for k, val in good.items() if k != "iss"}))
+
+
+def test_audience_is_ignored_when_not_configured():
+    assert verifier().verify(hs256(claims(aud="anything"))).user_id == "alice"
+
+
+@pytest.fixture
+def rsa_keys(tmp_path):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    path = tmp_path / "public.pem"
+    path.write_bytes(public_pem)
+    return private, public_pem, path
+
+
+def test_rs256_token_verifies_with_the_public_key(rsa_keys):
+    private, _, path = rsa_keys
+    v = verifier(JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY_FILE=str(path))
+    assert v.verify(jwt.encode(claims(), private, algorithm="RS256")).user_id == "alice"
+
+
+def test_algorithm_confusion_is_rejected(rsa_keys):
+    # The classic attack: sign with HS256 using the (public) RSA key as the HMAC secret.
+    _, public_pem, path = rsa_keys
+    v = verifier(JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY_FILE=str(path))
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims()).encode())
+    signature = b64(hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    assert "algorithm" in rejected(v, f"{header}.{payload}.{signature}").detail
+
+
+def test_hs256_service_rejects_an_rs256_token(rsa_keys):
+    private, _, _ = rsa_keys
+    rejected(verifier(), jwt.encode(claims(), private, algorithm="RS256"))
+
+
+def test_es256_token_verifies(tmp_path):
+    private = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "ec.pem"
+    path.write_bytes(
+        private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    v = verifier(JWT_ALGORITHM="ES256", JWT_PUBLIC_KEY_FILE=str(path))
+    assert v.verify(jwt.encode(claims(), private, algorithm="ES256")).user_id == "alice"
+
+
+def test_key_of_the_wrong_type_is_a_settings_error(rsa_keys):
+    _, _, path = rsa_keys
+    with pytest.raises(SettingsError) as caught:
+        verifier(JWT_ALGORITHM="ES256", JWT_PUBLIC_KEY_FILE=str(path))
+    assert caught.value.variable == "JWT_PUBLIC_KEY_FILE"
+
+
+def test_file_that_is_not_a_key_is_a_settings_error(tmp_path):
+    path = tmp_path / "junk.pem"
+    path.write_text("not a key")
+    with pytest.raises(SettingsError):
+        verifier(JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY_FILE=str(path))

@@ -1,0 +1,35 @@
+import json
+import logging
+
+from shared.logs import JsonFormatter
+
+
+def format_record(**extra) -> dict:
+    record = logging.LogRecord("storefront.test", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return json.loads(JsonFormatter().format(record))
+
+
+def test_log_line_is_json_with_extras():
+    entry = format_record(status=200, route="/api/products")
+    assert entry["msg"] == "hello world"
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "storefront.test"
+    assert (entry["status"], entry["route"]) == (200, "/api/products")
+    assert entry["ts"].endswith("+00:00")
+
+
+def test_unencodable_extra_is_logged_as_text():
+    assert format_record(error=ValueError("bad"))["error"] == "bad"
+
+
+def test_exception_is_included():
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    entry = json.loads(JsonFormatter().format(record))
+    assert "RuntimeError: boom" in entry["exc"]
