@@ -1,10 +1,10 @@
 """Request body size limit that always answers with a problem+json 413.
 
-Starlette's own limit (`Starlette(max_body_size=...)`, also installed) counts streamed and
+Starlette's `RequestBodyLimitMiddleware` (installed just inside this guard) counts streamed and
 chunked bodies as the endpoint reads them and raises an HTTPException our handler formats. But
 when a body with a too-large Content-Length is never read (say the request fails auth first),
-Starlette replaces the response with a plain-text 413. This guard answers such requests before
-the app runs, so every 413 has the same shape.
+it replaces the response with a plain-text 413. This guard answers such requests before the
+app runs, so every 413 has the same shape.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _route_template(scope: Scope) -> str:
     for route in getattr(app, "routes", ()):
         match, _ = route.matches(scope)
         if match == Match.FULL:
-            return str(getattr(route, "path", scope["path"]))
+            return str(getattr(route, "path_format", scope["path"]))
     return "<unmatched>"
 
 

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
@@ -52,10 +53,13 @@ def build_app(service: str, settings: Settings, routes: Sequence[BaseRoute]) -> 
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(ContentLengthLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            # Starlette's limiter for streamed bodies, placed inside our guard: given as
+            # Starlette(max_body_size=...) it would sit outside all user middleware and
+            # replace the guard's problem+json 413 with plain text.
+            Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.db = db

@@ -1,0 +1,105 @@
+"""The catalog as it runs in production: `python -m app_product`, a real process on a real port."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from shared.devservers import free_port
+from tests.conftest import make_token, service_env
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.05)  # polling a separate process; there is nothing to wait on instead
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def catalog_process(catalog_db_url, redis_server) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    env = {**os.environ, **service_env(catalog_db_url, redis_server.url, PORT=str(port))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app_product"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: process.poll() is not None or answers(f"{base}/health"))
+        assert process.poll() is None, process.communicate()
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_serves_the_catalog_over_http(catalog_process, unique):
+    base, _ = catalog_process
+    admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
+    with httpx.Client(base_url=base, timeout=5) as client:
+        category = client.post("/api/categories", json={"name": unique("E2E")}, headers=admin)
+        assert category.status_code == 201
+        product = client.post(
+            "/api/products",
+            json={"sku": unique("E2E"), "name": "Over the wire", "price": "5.50", "category_id": category.json()["id"]},
+            headers=admin,
+        )
+        assert product.status_code == 201
+        fetched = client.get(f"/api/products/{product.json()['id']}", headers={"X-Request-ID": "e2e-1"})
+        assert fetched.json()["price"] == "5.50"
+        assert fetched.headers["x-request-id"] == "e2e-1"
+        assert "server" not in fetched.headers
+        missing = client.get("/api/products/987654321")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert client.get("/ready").json()["status"] == "ready"
+
+
+def test_logs_one_json_line_per_request_and_stops_on_sigterm(catalog_process):
+    base, process = catalog_process
+    httpx.get(f"{base}/api/products/1", headers={"X-Request-ID": "log-line-1"}, timeout=5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status says why.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete." in stderr
+    access = [line for line in stderr.splitlines() if '"logger":"storefront.access"' in line]
+    matching = [line for line in access if '"request_id":"log-line-1"' in line]
+    assert len(matching) == 1
+    assert '"route":"/api/products/{id}"' in matching[0] and '"method":"GET"' in matching[0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"ENV": "production", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x"}, "JWT_SECRET"),
+        ({"ENV": "production", "JWT_SECRET": "s" * 40}, "DATABASE_URL"),
+        ({"JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY_FILE"),
+    ],
+)
+def test_bad_settings_stop_the_process_with_one_line(environ, variable):
+    env = {key: value for key, value in os.environ.items() if key not in {"ENV", "JWT_SECRET", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "app_product"], env={**env, **environ}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"catalog: configuration error: {variable}: ")

@@ -1,0 +1,95 @@
+"""Every error is problem+json with the request id; bodies over the limit are a 413; no stack
+trace reaches a client; request ids are taken or made, and logged with each request."""
+
+import json
+import logging
+
+import httpx
+from starlette.requests import Request
+from starlette.routing import Route
+
+from shared.service_app import build_app
+
+PROBLEM = "application/problem+json"
+MiB = 1024 * 1024
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("tag:storefront,2026:problem:")
+    assert body["title"] and body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_unknown_route_is_a_problem(catalog):
+    body = assert_problem(await catalog.get("/api/nope"), 404)
+    assert "/api/nope" in body["detail"]
+
+
+async def test_wrong_method_is_a_problem_with_allow(catalog):
+    response = await catalog.put("/api/products/1", json={})
+    assert_problem(response, 405)
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PATCH", "DELETE"}
+
+
+async def test_body_over_a_mebibyte_is_a_413_before_auth(catalog, admin):
+    big = json.dumps({"name": "x" * (MiB + 10)}).encode()
+    headers = {"Content-Type": "application/json"}
+    assert_problem(await catalog.post("/api/categories", content=big, headers=headers), 413)
+    assert_problem(await catalog.post("/api/categories", content=big, headers={**headers, **admin}), 413)
+
+
+async def test_streamed_body_over_the_limit_is_a_413(catalog, admin):
+    async def chunks():
+        for _ in range(20):
+            yield b" " * (128 * 1024)
+
+    response = await catalog.post(
+        "/api/categories", content=chunks(), headers={"Content-Type": "application/json", **admin}
+    )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413)
+
+
+async def test_body_at_the_limit_is_read(catalog, admin):
+    body = b" " * (MiB - 20) + b'{"name": 1}'
+    response = await catalog.post("/api/categories", content=body, headers={"Content-Type": "application/json", **admin})
+    assert_problem(response, 422)  # parsed, then refused for its content: not a 413
+
+
+async def test_unexpected_error_is_a_bare_500(catalog_settings, caplog):
+    async def boom(request: Request) -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app = build_app("test", catalog_settings, [Route("/boom", boom)])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/boom", headers={"X-Request-ID": "trace-me-500"})
+    body = assert_problem(response, 500)
+    assert body["request_id"] == "trace-me-500"
+    assert "hunter2" not in response.text and "Traceback" not in response.text and "RuntimeError" not in response.text
+    logged = [r for r in caplog.records if r.name == "shared.errors"]
+    assert logged and logged[0].exc_info is not None
+
+
+async def test_request_id_is_echoed_or_generated(catalog):
+    echoed = await catalog.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    made = await catalog.get("/health", headers={"X-Request-ID": "bad id with spaces\u00e9".encode("latin-1")})
+    assert "bad" not in made.headers["x-request-id"]
+    assert len(made.headers["x-request-id"]) == 32
+    assert (await catalog.get("/health")).headers["x-request-id"] != made.headers["x-request-id"]
+
+
+async def test_each_request_is_logged_once_with_its_route(catalog, caplog):
+    caplog.set_level(logging.INFO, logger="storefront.access")
+    await catalog.get("/api/products/987654321", headers={"X-Request-ID": "log-me"})
+    records = [r for r in caplog.records if r.name == "storefront.access"]
+    assert len(records) == 1
+    record = records[0]
+    assert (record.method, record.route, record.status) == ("GET", "/api/products/{id}", 404)
+    assert record.duration_ms >= 0
