@@ -34,7 +34,8 @@ def describe(row: Mapping[str, Any]) -> str:
     product = f"product {row['id']} ({row['sku']})"
     if row["category_missing"]:
         return f"{product}: category {row['category_id']} does not exist"
-    return f"{product}: category_name {row['category_name']!r}, but category {row['category_id']} is {row['actual_name']!r}"
+    category = f"category {row['category_id']} is {row['actual_name']!r}"
+    return f"{product}: category_name {row['category_name']!r}, but {category}"
 
 
 async def repair(db: Database) -> Repair:
@@ -69,7 +70,9 @@ async def run(settings: CatalogSettings, fix: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app_product.reconcile", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m app_product.reconcile", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--fix", action="store_true", help="repair the drift found")
     args = parser.parse_args(argv)
     try:

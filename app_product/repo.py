@@ -78,7 +78,9 @@ async def insert_category(db: Database, name: str, description: str, is_active: 
     return row._mapping
 
 
-async def update_category(db: Database, category_id: int, version: int, changes: Mapping[str, Any]) -> Row | None:
+async def update_category(
+    db: Database, category_id: int, version: int, changes: Mapping[str, Any]
+) -> Row | None:
     """Apply `changes` if the category is still at `version`; None if absent or stale."""
     row = await db.fetch_one(
         f"UPDATE categories SET {_set_list(changes, CATEGORY_MUTABLE)},"
@@ -177,7 +179,9 @@ async def insert_product(db: Database, values: Mapping[str, Any]) -> Row:
     return row._mapping
 
 
-async def update_product(db: Database, product_id: int, version: int, changes: Mapping[str, Any]) -> Row | None:
+async def update_product(
+    db: Database, product_id: int, version: int, changes: Mapping[str, Any]
+) -> Row | None:
     """Apply `changes` if the product is still at `version`; None if absent or stale."""
     row = await db.fetch_one(
         f"UPDATE products SET {_set_list(changes, PRODUCT_MUTABLE)},"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -69,7 +69,7 @@ class ProductPatch(Body, kw_only=True):
     description: ProductDescription | UnsetType = UNSET
     price: Money | UnsetType = UNSET
     stock: Stock | UnsetType = UNSET
-    category_id: Id | None | UnsetType = UNSET
+    category_id: Id | UnsetType | None = UNSET
     is_active: bool | UnsetType = UNSET
     version: Version | None = None
 
@@ -121,7 +121,7 @@ class ProductPage(msgspec.Struct):
     missing: list[int] | UnsetType = UNSET
 
 
-def changes(patch: msgspec.Struct) -> dict[str, object]:
+def changes(patch: msgspec.Struct) -> dict[str, Any]:
     """The fields a PATCH body sets (its `version` is not a change)."""
     return {
         field: value

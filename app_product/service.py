@@ -42,6 +42,7 @@ from shared.errors import Conflict, FieldError, InvalidQuery, NotFound, Validati
 from shared.pagination import decode_cursor, encode_cursor
 from shared.versioning import ExpectedVersion
 
+
 def _duplicate(exc: asyncpg.UniqueViolationError, values: dict[str, Any]) -> Conflict:
     if exc.constraint_name == "categories_name_key":
         return Conflict(f"A category named {values.get('name')!r} already exists.")
@@ -59,7 +60,9 @@ def _no_changes() -> ValidationFailed:
 
 def _unknown_category(category_id: int) -> ValidationFailed:
     message = f"no category has id {category_id}"
-    return ValidationFailed(f"category_id: {message}", errors=[FieldError(field="category_id", message=message)])
+    return ValidationFailed(
+        f"category_id: {message}", errors=[FieldError(field="category_id", message=message)]
+    )
 
 
 # Categories -----------------------------------------------------------------------------------
@@ -84,7 +87,9 @@ async def create_category(db: Database, body: CategoryCreate) -> Category:
     return Category(**row)
 
 
-async def update_category(db: Database, category_id: int, patch: CategoryPatch, expected: ExpectedVersion) -> Category:
+async def update_category(
+    db: Database, category_id: int, patch: CategoryPatch, expected: ExpectedVersion
+) -> Category:
     changed = changes(patch)
     if not changed:
         raise _no_changes()
@@ -167,7 +172,9 @@ def _parse_ids(raw: str) -> list[int]:
 
 
 async def _batch(db: Database, query: ProductQuery) -> ProductPage:
-    others = [name for name in ("cursor", "category_id", "is_active", "q") if getattr(query, name) is not None]
+    others = [
+        name for name in ("cursor", "category_id", "is_active", "q") if getattr(query, name) is not None
+    ]
     if others:
         message = f"cannot be combined with {', '.join(others)}"
         raise InvalidQuery(f"ids: {message}", errors=[FieldError(field="ids", message=message)])
@@ -206,7 +213,9 @@ async def create_product(db: Database, body: ProductCreate) -> Product:
     return _product(row)
 
 
-async def update_product(db: Database, product_id: int, patch: ProductPatch, expected: ExpectedVersion) -> Product:
+async def update_product(
+    db: Database, product_id: int, patch: ProductPatch, expected: ExpectedVersion
+) -> Product:
     changed = changes(patch)
     if not changed:
         raise _no_changes()

@@ -58,9 +58,13 @@ def _load_public_key(algorithm: str, path: str) -> Any:
     try:
         key = load_pem_public_key(Path(path).read_bytes())
     except (OSError, ValueError) as exc:
-        raise SettingsError("JWT_PUBLIC_KEY_FILE", f"cannot load a PEM public key from {path}: {exc}") from None
+        raise SettingsError(
+            "JWT_PUBLIC_KEY_FILE", f"cannot load a PEM public key from {path}: {exc}"
+        ) from None
     if not isinstance(key, _KEY_TYPES[algorithm[:2]]):
-        raise SettingsError("JWT_PUBLIC_KEY_FILE", f"holds a {type(key).__name__}, which {algorithm} cannot use")
+        raise SettingsError(
+            "JWT_PUBLIC_KEY_FILE", f"holds a {type(key).__name__}, which {algorithm} cannot use"
+        )
     return key
 
 
@@ -100,7 +104,9 @@ class TokenVerifier:
         except jwt.ImmatureSignatureError:
             raise _invalid_token("The token is not valid yet") from None
         except jwt.InvalidAlgorithmError:
-            raise _invalid_token("The token is signed with an algorithm this service does not accept") from None
+            raise _invalid_token(
+                "The token is signed with an algorithm this service does not accept"
+            ) from None
         except jwt.InvalidSignatureError:
             raise _invalid_token("The token signature does not verify") from None
         except jwt.MissingRequiredClaimError as exc:
@@ -159,7 +165,5 @@ def require_role(conn: HTTPConnection, role: str) -> Principal:
     principal = require_user(conn)
     if role not in principal.roles:
         challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{role}"'
-        raise Forbidden(
-            f"This action needs the {role!r} role.", headers={"WWW-Authenticate": challenge}
-        )
+        raise Forbidden(f"This action needs the {role!r} role.", headers={"WWW-Authenticate": challenge})
     return principal

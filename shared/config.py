@@ -151,7 +151,9 @@ def _check_jwt(settings: Settings) -> None:
         if settings.jwt_public_key_file is None:
             raise SettingsError("JWT_PUBLIC_KEY_FILE", f"is required with JWT_ALGORITHM={algorithm}")
         if not Path(settings.jwt_public_key_file).is_file():
-            raise SettingsError("JWT_PUBLIC_KEY_FILE", f"{settings.jwt_public_key_file} is not a readable file")
+            raise SettingsError(
+                "JWT_PUBLIC_KEY_FILE", f"{settings.jwt_public_key_file} is not a readable file"
+            )
     else:
         allowed = ", ".join(sorted(HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS))
         raise SettingsError("JWT_ALGORITHM", f"{algorithm!r} is not supported; use one of {allowed}")

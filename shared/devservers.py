@@ -54,7 +54,10 @@ def free_port() -> int:
 
 
 def _wait_for(
-    what: str, ready: Callable[[], bool], deadline_seconds: float, process: subprocess.Popen[bytes] | None = None
+    what: str,
+    ready: Callable[[], bool],
+    deadline_seconds: float,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
@@ -89,7 +92,9 @@ def _server_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise DevServerError("running as root needs the 'postgres' system user (apt install postgresql)") from None
+        raise DevServerError(
+            "running as root needs the 'postgres' system user (apt install postgresql)"
+        ) from None
     return "postgres"
 
 

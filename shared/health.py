@@ -29,12 +29,13 @@ class CheckResult(msgspec.Struct, omit_defaults=True):
     error: str | None = None
 
 
-async def _run(name: str, check: Check, timeout: float) -> CheckResult:
+async def _run(name: str, check: Check, seconds: float) -> CheckResult:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), timeout)
+        async with asyncio.timeout(seconds):
+            await check()
     except TimeoutError:
-        error: str | None = f"no answer within {timeout}s"
+        error: str | None = f"no answer within {seconds}s"
     except Exception as exc:  # any failure means "down": reported, not raised
         # The client sees only the exception type; addresses and messages stay in the log.
         log.warning("readiness check %s failed", name, exc_info=exc)
@@ -45,7 +46,9 @@ async def _run(name: str, check: Check, timeout: float) -> CheckResult:
     return CheckResult(status="down" if error else "up", latency_ms=latency, error=error)
 
 
-def health_routes(service: str, checks: Callable[[Request], Mapping[str, Check]], timeout: float) -> list[Route]:
+def health_routes(
+    service: str, checks: Callable[[Request], Mapping[str, Check]], timeout: float
+) -> list[Route]:
     """Routes for `service`; `checks(request)` names the dependency pings of the running app."""
 
     async def health(request: Request) -> Response:

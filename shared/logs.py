@@ -18,7 +18,12 @@ from shared.request_context import current_request_id
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 # (uvicorn adds `color_message`, an ANSI-coloured copy of the message, for its console formatter.)
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 # A value msgspec cannot encode (an exception passed in `extra=`, say) is logged as its str().
 _encoder = msgspec.json.Encoder(enc_hook=str)
 

@@ -121,7 +121,9 @@ async def _apply_pending(conn: asyncpg.Connection, migrations: list[Migration]) 
     for migration in migrations:
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
-                raise MigrationError(f"{migration.path.name} was changed after it was applied; add a new file")
+                raise MigrationError(
+                    f"{migration.path.name} was changed after it was applied; add a new file"
+                )
             continue
         async with conn.transaction():
             await conn.execute(migration.sql)
@@ -137,7 +139,9 @@ async def _apply_pending(conn: asyncpg.Connection, migrations: list[Migration]) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.migrations", description=__doc__.splitlines()[0])
     parser.add_argument("service", help="the folder under sql/ (catalog or cart)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL"
+    )
     parser.add_argument("--sql-root", type=Path, default=SQL_ROOT)
     args = parser.parse_args(argv)
     if not args.database_url:

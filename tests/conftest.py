@@ -131,7 +131,12 @@ def new_product(catalog: httpx.AsyncClient, admin: dict[str, str], unique: Calla
     """`await new_product(**fields)` creates a product through the API and returns its JSON."""
 
     async def create(**fields: Any) -> dict[str, Any]:
-        body = {"sku": unique(f"SKU-{uuid.uuid4().hex[:6]}"), "name": "Test product", "price": "10.00", **fields}
+        body = {
+            "sku": unique(f"SKU-{uuid.uuid4().hex[:6]}"),
+            "name": "Test product",
+            "price": "10.00",
+            **fields,
+        }
         response = await catalog.post("/api/products", json=body, headers=admin)
         assert response.status_code == 201, response.text
         return dict(response.json())

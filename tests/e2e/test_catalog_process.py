@@ -36,7 +36,11 @@ def catalog_process(catalog_db_url, redis_server) -> Iterator[tuple[str, subproc
     port = free_port()
     env = {**os.environ, **service_env(catalog_db_url, redis_server.url, PORT=str(port))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app_product"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "app_product"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -57,7 +61,12 @@ def test_serves_the_catalog_over_http(catalog_process, unique):
         assert category.status_code == 201
         product = client.post(
             "/api/products",
-            json={"sku": unique("E2E"), "name": "Over the wire", "price": "5.50", "category_id": category.json()["id"]},
+            json={
+                "sku": unique("E2E"),
+                "name": "Over the wire",
+                "price": "5.50",
+                "category_id": category.json()["id"],
+            },
             headers=admin,
         )
         assert product.status_code == 201
@@ -95,9 +104,15 @@ def test_logs_one_json_line_per_request_and_stops_on_sigterm(catalog_process):
     ],
 )
 def test_bad_settings_stop_the_process_with_one_line(environ, variable):
-    env = {key: value for key, value in os.environ.items() if key not in {"ENV", "JWT_SECRET", "DATABASE_URL"}}
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"ENV", "JWT_SECRET", "DATABASE_URL"}
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "app_product"], env={**env, **environ}, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "app_product"],
+        env={**env, **environ},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

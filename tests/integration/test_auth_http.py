@@ -7,9 +7,11 @@ import pytest
 
 from tests.conftest import TEST_JWT_SECRET, make_token
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+OTHER_SECRET = "wrong-secret-0123456789abcdefghij"
+# {"alg": "none"} header, {"uid": "x", "exp": 2100-01-01, "roles": ["admin"]}, empty signature.
+ALG_NONE = (
+    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1aWQiOiJ4IiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJhZG1pbiJdfQ."
+)
 
 
 async def post_category(catalog, headers, unique):
@@ -37,9 +39,9 @@ async def test_other_scheme_counts_as_no_token(catalog, unique):
         "Bearer not-a-jwt",
         "Bearer a b",
         f"Bearer {make_token(ttl=-120)}",
-        f"Bearer {jwt.encode({'uid': 'x', 'exp': int(time.time()) + 60}, 'wrong-secret-0123456789abcdefghij')}",
+        f"Bearer {jwt.encode({'uid': 'x', 'exp': int(time.time()) + 60}, OTHER_SECRET)}",
         f"Bearer {jwt.encode({'uid': 'x'}, TEST_JWT_SECRET)}",
-        "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1aWQiOiJ4IiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJhZG1pbiJdfQ.",
+        f"Bearer {ALG_NONE}",
     ],
     ids=["empty", "blank", "garbage", "two-parts", "expired", "wrong-signature", "no-exp", "alg-none"],
 )

@@ -7,7 +7,9 @@ PROBLEM = "application/problem+json"
 
 async def test_create_then_read(catalog, admin, unique):
     name = unique("Shoes")
-    response = await catalog.post("/api/categories", json={"name": name, "description": "On feet"}, headers=admin)
+    response = await catalog.post(
+        "/api/categories", json={"name": name, "description": "On feet"}, headers=admin
+    )
     assert response.status_code == 201
     created = response.json()
     assert (created["name"], created["description"], created["is_active"], created["version"]) == (
@@ -63,7 +65,9 @@ async def test_rename_updates_product_category_names(catalog, admin, new_categor
 
 async def test_patch_needs_a_version(catalog, admin, new_category):
     category = await new_category()
-    response = await catalog.patch(f"/api/categories/{category['id']}", json={"is_active": False}, headers=admin)
+    response = await catalog.patch(
+        f"/api/categories/{category['id']}", json={"is_active": False}, headers=admin
+    )
     assert response.status_code == 428
     assert (await catalog.get(f"/api/categories/{category['id']}")).json()["is_active"] is True
 
@@ -71,7 +75,9 @@ async def test_patch_needs_a_version(catalog, admin, new_category):
 async def test_stale_version_is_a_conflict(catalog, admin, new_category):
     category = await new_category()
     url = f"/api/categories/{category['id']}"
-    assert (await catalog.patch(url, json={"description": "v2", "version": 1}, headers=admin)).status_code == 200
+    assert (
+        await catalog.patch(url, json={"description": "v2", "version": 1}, headers=admin)
+    ).status_code == 200
     stale = await catalog.patch(url, json={"description": "lost update", "version": 1}, headers=admin)
     assert stale.status_code == 409
     assert stale.json()["current_version"] == 2
@@ -86,7 +92,9 @@ async def test_if_match_is_honoured(catalog, admin, new_category):
     stale = await catalog.patch(url, json={"description": "y"}, headers={**admin, "If-Match": '"1"'})
     assert stale.status_code == 412
     assert stale.headers["content-type"] == PROBLEM
-    mismatch = await catalog.patch(url, json={"description": "y", "version": 3}, headers={**admin, "If-Match": '"2"'})
+    mismatch = await catalog.patch(
+        url, json={"description": "y", "version": 3}, headers={**admin, "If-Match": '"2"'}
+    )
     assert mismatch.status_code == 400
     garbage = await catalog.patch(url, json={"description": "y"}, headers={**admin, "If-Match": "*"})
     assert garbage.status_code == 400
@@ -167,7 +175,9 @@ async def test_concurrent_renames_one_wins(catalog, admin, new_category, new_pro
     names = [unique(f"name{i}") for i in range(8)]
     responses = await asyncio.gather(
         *(
-            catalog.patch(f"/api/categories/{category['id']}", json={"name": name, "version": 1}, headers=admin)
+            catalog.patch(
+                f"/api/categories/{category['id']}", json={"name": name, "version": 1}, headers=admin
+            )
             for name in names
         )
     )

@@ -57,7 +57,9 @@ async def test_streamed_body_over_the_limit_is_a_413(catalog, admin):
 
 async def test_body_at_the_limit_is_read(catalog, admin):
     body = b" " * (MiB - 20) + b'{"name": 1}'
-    response = await catalog.post("/api/categories", content=body, headers={"Content-Type": "application/json", **admin})
+    response = await catalog.post(
+        "/api/categories", content=body, headers={"Content-Type": "application/json", **admin}
+    )
     assert_problem(response, 422)  # parsed, then refused for its content: not a 413
 
 
@@ -67,11 +69,18 @@ async def test_unexpected_error_is_a_bare_500(catalog_settings, caplog):
 
     app = build_app("test", catalog_settings, [Route("/boom", boom)])
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
         response = await client.get("/boom", headers={"X-Request-ID": "trace-me-500"})
     body = assert_problem(response, 500)
     assert body["request_id"] == "trace-me-500"
-    assert "hunter2" not in response.text and "Traceback" not in response.text and "RuntimeError" not in response.text
+    assert (
+        "hunter2" not in response.text
+        and "Traceback" not in response.text
+        and "RuntimeError" not in response.text
+    )
     logged = [r for r in caplog.records if r.name == "shared.errors"]
     assert logged and logged[0].exc_info is not None
 
@@ -79,7 +88,9 @@ async def test_unexpected_error_is_a_bare_500(catalog_settings, caplog):
 async def test_request_id_is_echoed_or_generated(catalog):
     echoed = await catalog.get("/health", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
-    made = await catalog.get("/health", headers={"X-Request-ID": "bad id with spaces\u00e9".encode("latin-1")})
+    made = await catalog.get(
+        "/health", headers={"X-Request-ID": "bad id with spaces\u00e9".encode("latin-1")}
+    )
     assert "bad" not in made.headers["x-request-id"]
     assert len(made.headers["x-request-id"]) == 32
     assert (await catalog.get("/health")).headers["x-request-id"] != made.headers["x-request-id"]

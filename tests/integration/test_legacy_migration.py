@@ -15,7 +15,10 @@ CREATE TABLE products (
     id serial PRIMARY KEY, name text NOT NULL, price numeric(10,2),
     category_id integer NOT NULL REFERENCES categories (id)
 );
-CREATE TABLE carts (id serial PRIMARY KEY, user_id varchar(255) NOT NULL UNIQUE REFERENCES users (uid) ON DELETE CASCADE);
+CREATE TABLE carts (
+    id serial PRIMARY KEY,
+    user_id varchar(255) NOT NULL UNIQUE REFERENCES users (uid) ON DELETE CASCADE
+);
 CREATE TABLE cart_items (
     id serial PRIMARY KEY, cart_id integer NOT NULL REFERENCES carts (id) ON DELETE CASCADE,
     product_id integer NOT NULL, quantity integer NOT NULL
@@ -52,7 +55,14 @@ TABLES = [
 def run_legacy_script(url: str) -> subprocess.CompletedProcess[str]:
     """As the README tells an operator to run it."""
     return subprocess.run(
-        [str(pg_bindir() / "psql"), url, "-v", "ON_ERROR_STOP=1", "-f", str(SQL_ROOT / "legacy/remove_foreign_keys.sql")],
+        [
+            str(pg_bindir() / "psql"),
+            url,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+            str(SQL_ROOT / "legacy/remove_foreign_keys.sql"),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -93,9 +103,14 @@ async def test_legacy_migration_decouples_and_keeps_every_row(legacy_db, fresh_d
     assert [(r["t"], r["conname"]) for r in remaining] == []
     assert await counts(legacy_db) == before
     names = await legacy_db.fetch("SELECT name, category_name FROM products ORDER BY id")
-    assert [(r["name"], r["category_name"]) for r in names] == [("Boot", "Shoes"), ("Sandal", "Shoes"), ("Beanie", "Hats")]
+    assert [(r["name"], r["category_name"]) for r in names] == [
+        ("Boot", "Shoes"),
+        ("Sandal", "Shoes"),
+        ("Beanie", "Hats"),
+    ]
     nullable = await legacy_db.fetchval(
-        "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'products' AND column_name = 'category_id'"
+        "SELECT is_nullable FROM information_schema.columns"
+        " WHERE table_name = 'products' AND column_name = 'category_id'"
     )
     assert nullable == "YES"
 

@@ -13,7 +13,9 @@ from shared.migrations import SQL_ROOT, MigrationError, discover, migrate
 async def applied(url: str) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
-        return [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+        return [
+            r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        ]
     finally:
         await conn.close()
 
@@ -37,14 +39,21 @@ async def test_creates_the_database_and_applies_everything_once(fresh_db_url):
 
 async def test_cart_schema_applies(fresh_db_url):
     await migrate(fresh_db_url, SQL_ROOT / "cart")
-    assert {"carts", "cart_items", "wishlists", "wishlist_items", "promo_codes", "cart_promo_codes"} <= await tables(
-        fresh_db_url
-    )
+    assert {
+        "carts",
+        "cart_items",
+        "wishlists",
+        "wishlist_items",
+        "promo_codes",
+        "cart_promo_codes",
+    } <= await tables(fresh_db_url)
 
 
 def test_two_concurrent_runs_apply_each_file_once(fresh_db_url):
     command = [sys.executable, "-m", "shared.migrations", "catalog", "--database-url", fresh_db_url]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     stdouts = sorted(out for out, _ in outputs)

@@ -43,7 +43,9 @@ async def test_filter_by_active(catalog, new_category, new_product):
     active = await new_product(category_id=category["id"])
     inactive = await new_product(category_id=category["id"], is_active=False)
     for flag, expected in (("true", [active["id"]]), ("false", [inactive["id"]])):
-        body = (await catalog.get("/api/products", params={"category_id": category["id"], "is_active": flag})).json()
+        body = (
+            await catalog.get("/api/products", params={"category_id": category["id"], "is_active": flag})
+        ).json()
         assert [item["id"] for item in body["items"]] == expected
 
 

@@ -163,11 +163,15 @@ async def test_delete(catalog, admin, new_product):
     assert (await catalog.delete(url, headers=admin)).status_code == 404
 
 
-async def test_product_in_a_category_blocks_its_deletion_until_moved(catalog, admin, new_category, new_product):
+async def test_product_in_a_category_blocks_its_deletion_until_moved(
+    catalog, admin, new_category, new_product
+):
     category = await new_category()
     product = await new_product(category_id=category["id"])
     assert (await catalog.delete(f"/api/categories/{category['id']}", headers=admin)).status_code == 409
-    await catalog.patch(f"/api/products/{product['id']}", json={"category_id": None, "version": 1}, headers=admin)
+    await catalog.patch(
+        f"/api/products/{product['id']}", json={"category_id": None, "version": 1}, headers=admin
+    )
     assert (await catalog.delete(f"/api/categories/{category['id']}", headers=admin)).status_code == 204
 
 
@@ -176,7 +180,12 @@ async def test_category_deletion_racing_product_creation_never_orphans(catalog, 
     # is refused); never both. Repeated, because the interleaving differs from run to run.
     for round_ in range(15):
         category = await new_category()
-        body = {"sku": unique(f"RACE{round_}"), "name": "Racer", "price": "1.00", "category_id": category["id"]}
+        body = {
+            "sku": unique(f"RACE{round_}"),
+            "name": "Racer",
+            "price": "1.00",
+            "category_id": category["id"],
+        }
         deleted, created = await asyncio.gather(
             catalog.delete(f"/api/categories/{category['id']}", headers=admin),
             catalog.post("/api/products", json=body, headers=admin),
@@ -192,7 +201,9 @@ async def test_rename_racing_product_creation_leaves_no_stale_name(catalog, admi
         new_name = unique(f"Renamed{round_}")
         body = {"sku": unique(f"RN{round_}"), "name": "Racer", "price": "1.00", "category_id": category["id"]}
         renamed, created = await asyncio.gather(
-            catalog.patch(f"/api/categories/{category['id']}", json={"name": new_name, "version": 1}, headers=admin),
+            catalog.patch(
+                f"/api/categories/{category['id']}", json={"name": new_name, "version": 1}, headers=admin
+            ),
             catalog.post("/api/products", json=body, headers=admin),
         )
         assert (renamed.status_code, created.status_code) == (200, 201)

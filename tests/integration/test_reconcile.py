@@ -1,8 +1,8 @@
 """Denormalised drift: found, reported with exit 1, repaired with --fix in one transaction."""
 
-import subprocess
 import sys
 
+import anyio
 import asyncpg
 import pytest
 
@@ -24,9 +24,15 @@ async def drifted(fresh_db_url, redis_server):
     await db.connect()
     shoes = await service.create_category(db, CategoryCreate(name="Shoes"))
     hats = await service.create_category(db, CategoryCreate(name="Hats"))
-    ok = await service.create_product(db, ProductCreate(sku="OK-1", name="Fine", price="1.00", category_id=shoes.id))
-    stale = await service.create_product(db, ProductCreate(sku="ST-1", name="Stale", price="1.00", category_id=shoes.id))
-    orphan = await service.create_product(db, ProductCreate(sku="OR-1", name="Orphan", price="1.00", category_id=hats.id))
+    ok = await service.create_product(
+        db, ProductCreate(sku="OK-1", name="Fine", price="1.00", category_id=shoes.id)
+    )
+    stale = await service.create_product(
+        db, ProductCreate(sku="ST-1", name="Stale", price="1.00", category_id=shoes.id)
+    )
+    orphan = await service.create_product(
+        db, ProductCreate(sku="OR-1", name="Orphan", price="1.00", category_id=hats.id)
+    )
     await db.disconnect()
     conn = await asyncpg.connect(fresh_db_url)  # what a careless manual edit would do
     await conn.execute("UPDATE products SET category_name = 'Shoos' WHERE id = $1", stale.id)
@@ -40,26 +46,35 @@ async def test_report_lists_drift_and_exits_1(drifted, capsys):
     assert await reconcile.run(settings, fix=False) == 1
     out = capsys.readouterr().out
     assert f"product {products['stale'].id} (ST-1): category_name 'Shoos', but category" in out
-    assert f"product {products['orphan'].id} (OR-1): category {products['orphan'].category_id} does not exist" in out
+    assert (
+        f"product {products['orphan'].id} (OR-1): category {products['orphan'].category_id} does not exist"
+        in out
+    )
     assert "OK-1" not in out
 
 
 async def test_fix_repairs_and_a_second_run_finds_nothing(drifted, fresh_db_url, capsys):
-    settings, products = drifted
+    settings, _ = drifted
     assert await reconcile.run(settings, fix=True) == 0
     assert "1 name(s) refreshed, 1 product(s) uncategorised" in capsys.readouterr().out
     assert await reconcile.run(settings, fix=False) == 0
     conn = await asyncpg.connect(fresh_db_url)
-    rows = {r["sku"]: r for r in await conn.fetch("SELECT sku, category_id, category_name, version FROM products")}
+    rows = {
+        r["sku"]: r for r in await conn.fetch("SELECT sku, category_id, category_name, version FROM products")
+    }
     await conn.close()
     assert rows["ST-1"]["category_name"] == "Shoes"
-    assert (rows["OR-1"]["category_id"], rows["OR-1"]["category_name"], rows["OR-1"]["version"]) == (None, None, 2)
+    assert (rows["OR-1"]["category_id"], rows["OR-1"]["category_name"], rows["OR-1"]["version"]) == (
+        None,
+        None,
+        2,
+    )
     assert rows["OK-1"]["version"] == 1
 
 
 async def test_cli_exit_codes(drifted, fresh_db_url, redis_server):
     env = {"PATH": "/usr/bin:/bin", **service_env(fresh_db_url, redis_server.url)}
     command = [sys.executable, "-m", "app_product.reconcile"]
-    assert subprocess.run(command, env=env, capture_output=True, check=False).returncode == 1
-    assert subprocess.run([*command, "--fix"], env=env, capture_output=True, check=False).returncode == 0
-    assert subprocess.run(command, env=env, capture_output=True, check=False).returncode == 0
+    assert (await anyio.run_process(command, env=env, check=False)).returncode == 1
+    assert (await anyio.run_process([*command, "--fix"], env=env, check=False)).returncode == 0
+    assert (await anyio.run_process(command, env=env, check=False)).returncode == 0

@@ -83,7 +83,9 @@ def test_issued_in_the_future_is_rejected():
 
 
 def test_wrong_secret_is_rejected():
-    assert "signature" in rejected(verifier(), hs256(claims(), key="another-secret-0123456789abcdef-xyz")).detail
+    assert (
+        "signature" in rejected(verifier(), hs256(claims(), key="another-secret-0123456789abcdef-xyz")).detail
+    )
 
 
 def test_tampered_payload_is_rejected():
@@ -165,7 +167,9 @@ def test_es256_token_verifies(tmp_path):
     private = ec.generate_private_key(ec.SECP256R1())
     path = tmp_path / "ec.pem"
     path.write_bytes(
-        private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     v = verifier(JWT_ALGORITHM="ES256", JWT_PUBLIC_KEY_FILE=str(path))
     assert v.verify(jwt.encode(claims(), private, algorithm="ES256")).user_id == "alice"

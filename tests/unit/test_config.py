@@ -46,7 +46,11 @@ def test_empty_value_means_default():
         ({"REDIS_URL": "http://x"}, "REDIS_URL", "redis://"),
         ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM", "not supported"),
         ({"JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY_FILE", "required"),
-        ({"JWT_ALGORITHM": "ES256", "JWT_PUBLIC_KEY_FILE": "/no/such.pem"}, "JWT_PUBLIC_KEY_FILE", "not a readable"),
+        (
+            {"JWT_ALGORITHM": "ES256", "JWT_PUBLIC_KEY_FILE": "/no/such.pem"},
+            "JWT_PUBLIC_KEY_FILE",
+            "not a readable",
+        ),
         ({"DATABASE_POOL_MIN": "5", "DATABASE_POOL_MAX": "2"}, "DATABASE_POOL_MIN", "DATABASE_POOL_MAX"),
         ({"READY_TIMEOUT": "-1"}, "READY_TIMEOUT", "> 0"),
     ],

@@ -10,7 +10,9 @@ def test_cursor_round_trips_and_is_opaque():
     assert decode_cursor(cursor) == 12345
 
 
-@pytest.mark.parametrize("cursor", ["", "abc", "!!!", encode_cursor(1)[:-2], "eyJhZnRlciI6LTF9", "eyJ4IjoxfQ"])
+@pytest.mark.parametrize(
+    "cursor", ["", "abc", "!!!", encode_cursor(1)[:-2], "eyJhZnRlciI6LTF9", "eyJ4IjoxfQ"]
+)
 def test_foreign_cursor_is_a_400_naming_cursor(cursor):
     with pytest.raises(InvalidQuery) as caught:
         decode_cursor(cursor)
