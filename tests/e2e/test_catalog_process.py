@@ -4,53 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from shared.devservers import free_port
-from tests.conftest import make_token, service_env
+from tests.conftest import make_token
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.05)  # polling a separate process; there is nothing to wait on instead
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-@pytest.fixture
-def catalog_process(catalog_db_url, redis_server) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    env = {**os.environ, **service_env(catalog_db_url, redis_server.url, PORT=str(port))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app_product"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: process.poll() is not None or answers(f"{base}/health"))
-        assert process.poll() is None, process.communicate()
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 def test_serves_the_catalog_over_http(catalog_process, unique):
