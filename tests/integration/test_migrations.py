@@ -1,8 +1,10 @@
 """scripts/migrate's engine: creates the database, applies in order, once, under a lock."""
 
+import os
 import shutil
 import subprocess
 import sys
+import uuid
 
 import asyncpg
 import pytest
@@ -115,3 +117,30 @@ def test_cli_reports_failure_in_one_line(postgres):
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "nosuchservice" in result.stderr
+
+
+def test_two_concurrent_migrate_scripts_both_succeed(postgres, redis_server):
+    # The script as an operator runs it, twice at once, on databases that do not exist yet.
+    root = SQL_ROOT.parent
+    env = {
+        **os.environ,
+        "CATALOG_DATABASE_URL": postgres.url(f"t_{uuid.uuid4().hex[:12]}"),
+        "CART_DATABASE_URL": postgres.url(f"t_{uuid.uuid4().hex[:12]}"),
+        "REDIS_URL": redis_server.url,
+    }
+    runs = [
+        subprocess.Popen(
+            [str(root / "scripts/migrate")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    combined = "".join(out for out, _ in outputs)
+    assert combined.count("migrate catalog: 001_catalog") == 1
+    assert combined.count("migrate cart: 001_cart") == 1
+    assert combined.count("nothing to apply") == 2
