@@ -30,11 +30,27 @@ def _mapping(row: Any) -> Row | None:
     return None if row is None else row._mapping
 
 
-def _set_list(changes: Mapping[str, Any], allowed: frozenset[str]) -> str:
+async def _compare_and_set(
+    db: Database,
+    table: str,
+    columns: str,
+    allowed: frozenset[str],
+    row_id: int,
+    version: int,
+    changes: Mapping[str, Any],
+) -> Row | None:
+    """UPDATE ... WHERE version = :version: of concurrent writers expecting one version, the
+    first commits and the rest match no row (their UPDATE re-checks the committed row)."""
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
-    return ", ".join(f"{column} = :{column}" for column in sorted(changes))
+    assignments = ", ".join(f"{column} = :{column}" for column in sorted(changes))
+    row = await db.fetch_one(
+        f"UPDATE {table} SET {assignments}, version = version + 1, updated_at = now()"
+        f" WHERE id = :id AND version = :version RETURNING {columns}",
+        {**changes, "id": row_id, "version": version},
+    )
+    return _mapping(row)
 
 
 # Categories -----------------------------------------------------------------------------------
@@ -82,13 +98,9 @@ async def update_category(
     db: Database, category_id: int, version: int, changes: Mapping[str, Any]
 ) -> Row | None:
     """Apply `changes` if the category is still at `version`; None if absent or stale."""
-    row = await db.fetch_one(
-        f"UPDATE categories SET {_set_list(changes, CATEGORY_MUTABLE)},"
-        " version = version + 1, updated_at = now()"
-        f" WHERE id = :id AND version = :version RETURNING {CATEGORY_COLUMNS}",
-        {**changes, "id": category_id, "version": version},
+    return await _compare_and_set(
+        db, "categories", CATEGORY_COLUMNS, CATEGORY_MUTABLE, category_id, version, changes
     )
-    return _mapping(row)
 
 
 async def rename_category_in_products(db: Database, category_id: int, name: str) -> int:
@@ -183,13 +195,9 @@ async def update_product(
     db: Database, product_id: int, version: int, changes: Mapping[str, Any]
 ) -> Row | None:
     """Apply `changes` if the product is still at `version`; None if absent or stale."""
-    row = await db.fetch_one(
-        f"UPDATE products SET {_set_list(changes, PRODUCT_MUTABLE)},"
-        " version = version + 1, updated_at = now()"
-        f" WHERE id = :id AND version = :version RETURNING {PRODUCT_COLUMNS}",
-        {**changes, "id": product_id, "version": version},
+    return await _compare_and_set(
+        db, "products", PRODUCT_COLUMNS, PRODUCT_MUTABLE, product_id, version, changes
     )
-    return _mapping(row)
 
 
 async def delete_product(db: Database, product_id: int, version: int | None) -> Row | None:
