@@ -8,36 +8,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-# `\Z` rather than `$`: Python's `$` also matches before a trailing newline.
-Money = Annotated[
-    str,
-    Meta(
-        pattern=r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?\Z",
-        description="A decimal string with at most 2 decimals and 10 integer digits, such as '19.99'",
-    ),
-]
-Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
-Version = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+from shared.types import Body, Id, Money, PageSize, Version
+
 Stock = Annotated[int, Meta(ge=0, le=1_000_000_000)]
 Sku = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
-# Names may not start or end with whitespace, nor hold line breaks.
+# Names may not start or end with whitespace, nor hold line breaks (`\Z`: see shared.types.Money).
 CategoryName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^\S(?:.*\S)?\Z")]
 ProductName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?\Z")]
 CategoryDescription = Annotated[str, Meta(max_length=2000)]
 ProductDescription = Annotated[str, Meta(max_length=5000)]
 SearchText = Annotated[str, Meta(min_length=1, max_length=100)]
-PageSize = Annotated[int, Meta(ge=1, le=100)]
 
 MAX_BATCH_IDS = 100
-
-
-class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Request bodies refuse unknown fields: a typo must not be silently ignored."""
 
 
 class CategoryCreate(Body, kw_only=True):
@@ -119,15 +106,6 @@ class ProductPage(msgspec.Struct):
     next_cursor: str | None = None
     # Only in answers to `?ids=`: the requested ids that name no product.
     missing: list[int] | UnsetType = UNSET
-
-
-def changes(patch: msgspec.Struct) -> dict[str, Any]:
-    """The fields a PATCH body sets (its `version` is not a change)."""
-    return {
-        field: value
-        for field in patch.__struct_fields__
-        if field != "version" and (value := getattr(patch, field)) is not UNSET
-    }
 
 
 class CategoryQuery(Body, kw_only=True):

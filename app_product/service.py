@@ -36,10 +36,10 @@ from app_product.schemas import (
     ProductPage,
     ProductPatch,
     ProductQuery,
-    changes,
 )
 from shared.errors import Conflict, FieldError, InvalidQuery, NotFound, ValidationFailed
 from shared.pagination import decode_cursor, encode_cursor
+from shared.types import set_fields
 from shared.versioning import ExpectedVersion
 
 
@@ -90,7 +90,7 @@ async def create_category(db: Database, body: CategoryCreate) -> Category:
 async def update_category(
     db: Database, category_id: int, patch: CategoryPatch, expected: ExpectedVersion
 ) -> Category:
-    changed = changes(patch)
+    changed = set_fields(patch)
     if not changed:
         raise _no_changes()
     try:
@@ -216,7 +216,7 @@ async def create_product(db: Database, body: ProductCreate) -> Product:
 async def update_product(
     db: Database, product_id: int, patch: ProductPatch, expected: ExpectedVersion
 ) -> Product:
-    changed = changes(patch)
+    changed = set_fields(patch)
     if not changed:
         raise _no_changes()
     if "price" in changed:

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -68,6 +68,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     ready_timeout: Seconds = 1.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
 
+    # The URL settings and the schemes each accepts; subclasses add theirs.
+    url_schemes: ClassVar[dict[str, frozenset[str]]] = {
+        "DATABASE_URL": frozenset({"postgresql", "postgres"}),
+        "REDIS_URL": frozenset({"redis", "rediss", "unix"}),
+    }
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -120,14 +126,14 @@ def _check(settings: Settings, raw: Mapping[str, str]) -> None:
         for variable in _REQUIRED_IN_PRODUCTION:
             if variable not in raw:
                 raise SettingsError(variable, "must be set explicitly when ENV=production")
-    _check_url("DATABASE_URL", settings.database_url, {"postgresql", "postgres"})
-    _check_url("REDIS_URL", settings.redis_url, {"redis", "rediss", "unix"})
+    for variable, schemes in settings.url_schemes.items():
+        _check_url(variable, getattr(settings, variable.lower()), schemes)
     if settings.database_pool_min > settings.database_pool_max:
         raise SettingsError("DATABASE_POOL_MIN", "must not exceed DATABASE_POOL_MAX")
     _check_jwt(settings)
 
 
-def _check_url(variable: str, url: str, schemes: set[str]) -> None:
+def _check_url(variable: str, url: str, schemes: frozenset[str]) -> None:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
