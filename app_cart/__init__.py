@@ -1,2 +1,1 @@
-"""app_cart: the cart service (carts, wishlists, promo codes). Built in the cart issue; its
-database schema already lives in sql/cart/."""
+"""app_cart: the cart service (carts, wishlists, promo codes for JWT users), on PostgreSQL."""

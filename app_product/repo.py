@@ -12,6 +12,8 @@ from typing import Any
 
 from databases import Database
 
+from shared.db import compare_and_set
+
 Row = Mapping[str, Any]
 
 CATEGORY_COLUMNS = "id, name, description, is_active, version, created_at, updated_at"
@@ -28,29 +30,6 @@ PRODUCT_MUTABLE = frozenset(
 
 def _mapping(row: Any) -> Row | None:
     return None if row is None else row._mapping
-
-
-async def _compare_and_set(
-    db: Database,
-    table: str,
-    columns: str,
-    allowed: frozenset[str],
-    row_id: int,
-    version: int,
-    changes: Mapping[str, Any],
-) -> Row | None:
-    """UPDATE ... WHERE version = :version: of concurrent writers expecting one version, the
-    first commits and the rest match no row (their UPDATE re-checks the committed row)."""
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    assignments = ", ".join(f"{column} = :{column}" for column in sorted(changes))
-    row = await db.fetch_one(
-        f"UPDATE {table} SET {assignments}, version = version + 1, updated_at = now()"
-        f" WHERE id = :id AND version = :version RETURNING {columns}",
-        {**changes, "id": row_id, "version": version},
-    )
-    return _mapping(row)
 
 
 # Categories -----------------------------------------------------------------------------------
@@ -98,7 +77,7 @@ async def update_category(
     db: Database, category_id: int, version: int, changes: Mapping[str, Any]
 ) -> Row | None:
     """Apply `changes` if the category is still at `version`; None if absent or stale."""
-    return await _compare_and_set(
+    return await compare_and_set(
         db, "categories", CATEGORY_COLUMNS, CATEGORY_MUTABLE, category_id, version, changes
     )
 
@@ -195,7 +174,7 @@ async def update_product(
     db: Database, product_id: int, version: int, changes: Mapping[str, Any]
 ) -> Row | None:
     """Apply `changes` if the product is still at `version`; None if absent or stale."""
-    return await _compare_and_set(
+    return await compare_and_set(
         db, "products", PRODUCT_COLUMNS, PRODUCT_MUTABLE, product_id, version, changes
     )
 

@@ -38,7 +38,7 @@ from app_product.schemas import (
     ProductQuery,
 )
 from shared.errors import Conflict, FieldError, InvalidQuery, NotFound, ValidationFailed
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, page
 from shared.types import set_fields
 from shared.versioning import ExpectedVersion
 
@@ -155,9 +155,8 @@ async def find_products(db: Database, query: ProductQuery) -> ProductPage:
         is_active=query.is_active,
         q=query.q,
     )
-    items = [_product(row) for row in rows[: query.limit]]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > query.limit else None
-    return ProductPage(items=items, next_cursor=next_cursor)
+    shown, next_cursor = page(rows, query.limit)
+    return ProductPage(items=[_product(row) for row in shown], next_cursor=next_cursor)
 
 
 def _parse_ids(raw: str) -> list[int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -22,6 +24,17 @@ class _Cursor(msgspec.Struct, forbid_unknown_fields=True):
 def encode_cursor(after: int) -> str:
     raw = msgspec.json.encode(_Cursor(after=after))
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+R = TypeVar("R", bound=Mapping[str, Any])
+
+
+def page(rows: Sequence[R], limit: int) -> tuple[Sequence[R], str | None]:
+    """Split `rows`, fetched with LIMIT `limit` + 1 in id order, into the page and the cursor
+    of the next one (None when this is the last page: the extra row did not come back)."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode_cursor(rows[limit - 1]["id"])
 
 
 def decode_cursor(cursor: str) -> int:

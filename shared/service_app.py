@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import uvicorn
 from starlette.applications import Starlette
@@ -35,15 +35,25 @@ def _dependency_checks(request: Request) -> dict[str, Check]:
     return {"postgres": lambda: ping(state.db), "redis": lambda: state.redis.ping()}
 
 
-def build_app(service: str, settings: Settings, routes: Sequence[BaseRoute]) -> Starlette:
+ServiceLifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    service: str, settings: Settings, routes: Sequence[BaseRoute], lifespan: ServiceLifespan | None = None
+) -> Starlette:
+    """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open)."""
     db = create_database(settings)
     redis = create_redis(settings)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def shared_lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.connect()
         try:
-            yield
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
         finally:
             await db.disconnect()
             await redis.aclose()
@@ -59,7 +69,7 @@ def build_app(service: str, settings: Settings, routes: Sequence[BaseRoute]) -> 
             Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
         ],
         exception_handlers=exception_handlers(),
-        lifespan=lifespan,
+        lifespan=shared_lifespan,
     )
     app.state.settings = settings
     app.state.db = db

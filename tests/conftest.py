@@ -17,7 +17,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from starlette.applications import Starlette
 
+from app_cart.app import create_app as create_cart_app
+from app_cart.settings import CartSettings
 from app_product.app import create_app as create_catalog_app
 from app_product.settings import CatalogSettings
 from shared.config import load_settings
@@ -88,13 +91,56 @@ def catalog_settings(catalog_db_url: str, redis_server: RedisServer) -> CatalogS
 
 
 @pytest.fixture
-async def catalog(catalog_settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The catalog app served in-process (its lifespan run, so its pools are real)."""
+async def catalog_app(catalog_settings: CatalogSettings) -> AsyncIterator[Starlette]:
+    """The catalog app with its lifespan running, so its pools are real."""
     app = create_catalog_app(catalog_settings)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-            yield client
+        yield app
+
+
+@pytest.fixture
+async def catalog(catalog_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the catalog served in-process."""
+    transport = httpx.ASGITransport(app=catalog_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def cart_db_url(postgres: PostgresServer) -> str:
+    url = postgres.url("cart_shared")
+    asyncio.run(migrate(url, SQL_ROOT / "cart"))
+    return url
+
+
+@pytest.fixture
+def cart_env(cart_db_url: str, redis_server: RedisServer) -> dict[str, str]:
+    """The cart's environment; a test may change it before asking for `cart`."""
+    return service_env(cart_db_url, redis_server.url, CATALOG_URL="http://catalog")
+
+
+@pytest.fixture
+def catalog_transport(catalog_app: Starlette) -> httpx.AsyncBaseTransport:
+    """How the cart reaches the catalog; a test may override it (say, with a dead one)."""
+    return httpx.ASGITransport(app=catalog_app)
+
+
+@pytest.fixture
+async def cart_app(
+    cart_env: dict[str, str], catalog_transport: httpx.AsyncBaseTransport
+) -> AsyncIterator[Starlette]:
+    app = create_cart_app(load_settings(CartSettings, cart_env), catalog_transport=catalog_transport)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def cart(cart_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the cart served in-process; it reads products from the in-process catalog."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cart_app), base_url="http://cart"
+    ) as client:
+        yield client
 
 
 def make_token(uid: str = "user-1", roles: tuple[str, ...] = (), ttl: int = 300, **claims: Any) -> str:
@@ -111,6 +157,16 @@ def admin() -> dict[str, str]:
 @pytest.fixture
 def shopper() -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token('shopper-1')}"}
+
+
+def as_user(uid: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(uid)}"}
+
+
+@pytest.fixture
+def user() -> dict[str, str]:
+    """A shopper no other test is, so their cart starts empty."""
+    return as_user(f"user-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture
@@ -135,6 +191,7 @@ def new_product(catalog: httpx.AsyncClient, admin: dict[str, str], unique: Calla
             "sku": unique(f"SKU-{uuid.uuid4().hex[:6]}"),
             "name": "Test product",
             "price": "10.00",
+            "stock": 10,
             **fields,
         }
         response = await catalog.post("/api/products", json=body, headers=admin)

@@ -1,0 +1,66 @@
+"""The cart's Starlette application: the shared skeleton, the catalog client, key pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+
+from app_cart.cart import Context
+from app_cart.products import ProductClient
+from app_cart.routes import routes
+from app_cart.settings import CartSettings
+from shared.idempotency import prune
+from shared.service_app import build_app
+
+SERVICE = "cart"
+PRUNE_EVERY_SECONDS = 600
+log = logging.getLogger(__name__)
+
+
+async def _prune_keys_forever(app: Starlette, ttl_seconds: int) -> None:
+    """Delete expired idempotency keys now and then. Every instance does it; that is harmless."""
+    while True:
+        try:
+            while await prune(app.state.db, ttl_seconds) > 0:
+                pass
+        except Exception:  # a failed round is retried at the next one; the loop must not die
+            log.exception("pruning idempotency keys failed")
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+def create_app(
+    settings: CartSettings, catalog_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """`catalog_transport` lets tests serve the catalog in-process instead of over the network."""
+    products = ProductClient(
+        settings.catalog_url,
+        connect_timeout=settings.catalog_connect_timeout,
+        read_timeout=settings.catalog_read_timeout,
+        max_connections=settings.catalog_max_connections,
+        transport=catalog_transport,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pruner = asyncio.create_task(_prune_keys_forever(app, settings.idempotency_ttl_seconds))
+        try:
+            yield
+        finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            await products.aclose()
+
+    app = build_app(SERVICE, settings, routes, lifespan)
+    app.state.cart = Context(
+        db=app.state.db,
+        products=products,
+        max_item_quantity=settings.max_item_quantity,
+        max_cart_items=settings.max_cart_items,
+    )
+    return app

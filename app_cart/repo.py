@@ -1,0 +1,310 @@
+"""Every SQL statement of the cart service (but for idempotency keys, in shared.idempotency).
+
+Inside a service-level `db.transaction()` these run on that transaction's connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from databases import Database
+
+from shared.db import compare_and_set
+
+Row = Mapping[str, Any]
+
+PROMO_COLUMNS = (
+    "id, code, kind, amount, min_subtotal, valid_from, valid_until, max_uses, uses, once_per_user,"
+    " is_active, version, created_at, updated_at"
+)
+PROMO_MUTABLE = frozenset(
+    {
+        "code",
+        "kind",
+        "amount",
+        "min_subtotal",
+        "valid_from",
+        "valid_until",
+        "max_uses",
+        "once_per_user",
+        "is_active",
+    }
+)
+
+
+def _mapping(row: Any) -> Row | None:
+    return None if row is None else row._mapping
+
+
+# Carts ----------------------------------------------------------------------------------------
+
+
+async def cart_rows(db: Database, user_id: str) -> list[Row]:
+    """The user's cart in one query: a row per item (one row with null item columns for an
+    empty cart, none if the user has no cart), each with the applied promo code, if any, and
+    the database's clock (promo validity is judged by it, not by the app servers' clocks)."""
+    rows = await db.fetch_all(
+        "SELECT c.id AS cart_id, now() AS now,"
+        " i.product_id, i.quantity, i.product_name, i.category_name, i.price_when_added,"
+        " i.current_price, i.is_available, i.product_version, i.added_at,"
+        " p.code, p.kind, p.amount, p.min_subtotal, p.valid_from, p.valid_until,"
+        " p.is_active AS promo_is_active"
+        " FROM carts c"
+        " LEFT JOIN cart_items i ON i.cart_id = c.id"
+        " LEFT JOIN cart_promo_codes cp ON cp.cart_id = c.id"
+        " LEFT JOIN promo_codes p ON p.id = cp.promo_code_id"
+        " WHERE c.user_id = :user_id"
+        " ORDER BY i.added_at, i.product_id",
+        {"user_id": user_id},
+    )
+    return [row._mapping for row in rows]
+
+
+async def lock_cart(db: Database, user_id: str) -> int:
+    """The user's cart id, creating the cart on first use, with its row locked until the
+    transaction ends: every write to one cart takes this lock first, so writes to one cart
+    happen one at a time (two tabs cannot interleave a check and a change)."""
+    cart_id = await db.fetch_val(
+        "INSERT INTO carts (user_id) VALUES (:user_id)"
+        " ON CONFLICT (user_id) DO UPDATE SET updated_at = now()"
+        " RETURNING id",
+        {"user_id": user_id},
+    )
+    return int(cart_id)
+
+
+async def find_cart_id(db: Database, user_id: str) -> int | None:
+    cart_id = await db.fetch_val("SELECT id FROM carts WHERE user_id = :user_id", {"user_id": user_id})
+    return None if cart_id is None else int(cart_id)
+
+
+async def item_count(db: Database, cart_id: int) -> int:
+    return int(await db.fetch_val("SELECT count(*) FROM cart_items WHERE cart_id = :id", {"id": cart_id}))
+
+
+async def item_quantity(db: Database, cart_id: int, product_id: int) -> int | None:
+    quantity = await db.fetch_val(
+        "SELECT quantity FROM cart_items WHERE cart_id = :cart_id AND product_id = :product_id",
+        {"cart_id": cart_id, "product_id": product_id},
+    )
+    return None if quantity is None else int(quantity)
+
+
+async def add_item(
+    db: Database, cart_id: int, snapshot: Mapping[str, Any], quantity: int, limit: int
+) -> int | None:
+    """Add `quantity` of a product (to what is there) if the result stays within `limit`;
+    the new quantity, or None if it would pass the limit. One statement: two concurrent adds
+    of one product sum, whichever comes first."""
+    row = await db.fetch_one(
+        "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, category_name,"
+        " price_when_added, current_price, is_available, product_version)"
+        " VALUES (:cart_id, :product_id, :quantity, :name, :category_name, :price, :price, true, :version)"
+        " ON CONFLICT (cart_id, product_id) DO UPDATE SET"
+        " quantity = cart_items.quantity + EXCLUDED.quantity,"
+        " product_name = EXCLUDED.product_name, category_name = EXCLUDED.category_name,"
+        " current_price = EXCLUDED.current_price, is_available = true,"
+        " product_version = EXCLUDED.product_version, updated_at = now()"
+        " WHERE cart_items.quantity + EXCLUDED.quantity <= :limit"
+        " RETURNING quantity",
+        {"cart_id": cart_id, "quantity": quantity, "limit": limit, **snapshot},
+    )
+    return None if row is None else int(row._mapping["quantity"])
+
+
+async def set_quantity(
+    db: Database, cart_id: int, product_id: int, quantity: int, snapshot: Mapping[str, Any]
+) -> bool:
+    row = await db.fetch_one(
+        "UPDATE cart_items SET quantity = :quantity, product_name = :name, category_name = :category_name,"
+        " current_price = :price, is_available = true, product_version = :version, updated_at = now()"
+        " WHERE cart_id = :cart_id AND product_id = :product_id RETURNING 1",
+        {"cart_id": cart_id, "product_id": product_id, "quantity": quantity, **snapshot},
+    )
+    return row is not None
+
+
+async def reduce_quantity(db: Database, cart_id: int, product_id: int, quantity: int) -> bool:
+    """Lower an item's quantity; needs no catalog data (a shopper may always take less)."""
+    row = await db.fetch_one(
+        "UPDATE cart_items SET quantity = :quantity, updated_at = now()"
+        " WHERE cart_id = :cart_id AND product_id = :product_id RETURNING 1",
+        {"cart_id": cart_id, "product_id": product_id, "quantity": quantity},
+    )
+    return row is not None
+
+
+async def remove_item(db: Database, cart_id: int, product_id: int) -> bool:
+    row = await db.fetch_one(
+        "DELETE FROM cart_items WHERE cart_id = :cart_id AND product_id = :product_id RETURNING 1",
+        {"cart_id": cart_id, "product_id": product_id},
+    )
+    return row is not None
+
+
+async def delete_cart(db: Database, cart_id: int) -> None:
+    await db.execute("DELETE FROM carts WHERE id = :id", {"id": cart_id})
+
+
+# Wishlists ------------------------------------------------------------------------------------
+
+
+async def wishlist_rows(db: Database, user_id: str) -> list[Row]:
+    rows = await db.fetch_all(
+        "SELECT i.product_id, i.product_name, i.category_name, i.price_when_added, i.current_price,"
+        " i.is_available, i.added_at"
+        " FROM wishlists w JOIN wishlist_items i ON i.wishlist_id = w.id"
+        " WHERE w.user_id = :user_id ORDER BY i.added_at, i.product_id",
+        {"user_id": user_id},
+    )
+    return [row._mapping for row in rows]
+
+
+async def lock_wishlist(db: Database, user_id: str) -> int:
+    """As `lock_cart`, for the wishlist."""
+    wishlist_id = await db.fetch_val(
+        "INSERT INTO wishlists (user_id) VALUES (:user_id)"
+        " ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING id",
+        {"user_id": user_id},
+    )
+    return int(wishlist_id)
+
+
+async def wishlist_size(db: Database, wishlist_id: int) -> int:
+    return int(
+        await db.fetch_val("SELECT count(*) FROM wishlist_items WHERE wishlist_id = :id", {"id": wishlist_id})
+    )
+
+
+async def add_wishlist_item(db: Database, wishlist_id: int, snapshot: Mapping[str, Any]) -> bool:
+    """True if added, False if it was already there (adding twice is not an error)."""
+    row = await db.fetch_one(
+        "INSERT INTO wishlist_items (wishlist_id, product_id, product_name, category_name,"
+        " price_when_added, current_price, is_available, product_version)"
+        " VALUES (:wishlist_id, :product_id, :name, :category_name, :price, :price, true, :version)"
+        " ON CONFLICT (wishlist_id, product_id) DO NOTHING RETURNING 1",
+        {"wishlist_id": wishlist_id, **snapshot},
+    )
+    return row is not None
+
+
+async def remove_wishlist_item(db: Database, user_id: str, product_id: int) -> bool:
+    row = await db.fetch_one(
+        "DELETE FROM wishlist_items i USING wishlists w"
+        " WHERE i.wishlist_id = w.id AND w.user_id = :user_id AND i.product_id = :product_id RETURNING 1",
+        {"user_id": user_id, "product_id": product_id},
+    )
+    return row is not None
+
+
+# Promo codes ----------------------------------------------------------------------------------
+
+
+async def insert_promo(db: Database, values: Mapping[str, Any]) -> Row:
+    row = await db.fetch_one(
+        "INSERT INTO promo_codes (code, kind, amount, min_subtotal, valid_from, valid_until,"
+        " max_uses, once_per_user, is_active)"
+        " VALUES (:code, :kind, :amount, :min_subtotal, :valid_from, :valid_until,"
+        " :max_uses, :once_per_user, :is_active)"
+        f" RETURNING {PROMO_COLUMNS}",
+        dict(values),
+    )
+    assert row is not None
+    return row._mapping
+
+
+async def fetch_promo(db: Database, promo_id: int) -> Row | None:
+    return _mapping(
+        await db.fetch_one(f"SELECT {PROMO_COLUMNS} FROM promo_codes WHERE id = :id", {"id": promo_id})
+    )
+
+
+async def promo_by_code(db: Database, code: str) -> Row | None:
+    """The code's row and the database's clock, for judging validity."""
+    row = await db.fetch_one(
+        f"SELECT {PROMO_COLUMNS}, now() AS now FROM promo_codes WHERE code = :code", {"code": code}
+    )
+    return _mapping(row)
+
+
+async def list_promos(db: Database, after: int, limit: int, is_active: bool | None) -> list[Row]:
+    rows = await db.fetch_all(
+        f"SELECT {PROMO_COLUMNS} FROM promo_codes WHERE id > :after"
+        " AND (CAST(:is_active AS boolean) IS NULL OR is_active = :is_active)"
+        " ORDER BY id LIMIT :limit",
+        {"after": after, "limit": limit, "is_active": is_active},
+    )
+    return [row._mapping for row in rows]
+
+
+async def update_promo(db: Database, promo_id: int, version: int, changes: Mapping[str, Any]) -> Row | None:
+    """Compare-and-set on `version`; None if absent or stale."""
+    return await compare_and_set(db, "promo_codes", PROMO_COLUMNS, PROMO_MUTABLE, promo_id, version, changes)
+
+
+async def deactivate_promo(db: Database, promo_id: int) -> bool:
+    """Switch a code off whatever its version; False if there is no such code."""
+    row = await db.fetch_one(
+        "UPDATE promo_codes SET is_active = false,"
+        " version = version + CASE WHEN is_active THEN 1 ELSE 0 END,"
+        " updated_at = CASE WHEN is_active THEN now() ELSE updated_at END"
+        " WHERE id = :id RETURNING 1",
+        {"id": promo_id},
+    )
+    return row is not None
+
+
+async def applied_promo_id(db: Database, cart_id: int) -> int | None:
+    promo_id = await db.fetch_val(
+        "SELECT promo_code_id FROM cart_promo_codes WHERE cart_id = :cart_id", {"cart_id": cart_id}
+    )
+    return None if promo_id is None else int(promo_id)
+
+
+async def take_use(db: Database, promo_id: int) -> bool:
+    """Take one use if one is left and the code is usable now; False otherwise.
+
+    The row lock of this UPDATE is the race guard: of 50 transactions after the last use,
+    the first to lock increments; each other one waits, re-reads the committed row, finds
+    `uses < max_uses` false, and updates nothing.
+    """
+    row = await db.fetch_one(
+        "UPDATE promo_codes SET uses = uses + 1"
+        " WHERE id = :id AND is_active"
+        " AND (valid_from IS NULL OR valid_from <= now()) AND (valid_until IS NULL OR now() < valid_until)"
+        " AND (max_uses IS NULL OR uses < max_uses)"
+        " RETURNING 1",
+        {"id": promo_id},
+    )
+    return row is not None
+
+
+async def release_use(db: Database, promo_id: int) -> None:
+    await db.execute("UPDATE promo_codes SET uses = uses - 1 WHERE id = :id AND uses > 0", {"id": promo_id})
+
+
+async def redeem(db: Database, promo_id: int, user_id: str) -> bool:
+    """Record that the user applied the code; False if they already had."""
+    row = await db.fetch_one(
+        "INSERT INTO promo_redemptions (promo_code_id, user_id) VALUES (:promo_id, :user_id)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        {"promo_id": promo_id, "user_id": user_id},
+    )
+    return row is not None
+
+
+async def set_cart_promo(db: Database, cart_id: int, promo_id: int) -> None:
+    await db.execute(
+        "INSERT INTO cart_promo_codes (cart_id, promo_code_id) VALUES (:cart_id, :promo_id)"
+        " ON CONFLICT (cart_id) DO UPDATE SET promo_code_id = EXCLUDED.promo_code_id, applied_at = now()",
+        {"cart_id": cart_id, "promo_id": promo_id},
+    )
+
+
+async def clear_cart_promo(db: Database, cart_id: int) -> int | None:
+    """Remove the cart's code; the id of the code removed, if there was one."""
+    promo_id = await db.fetch_val(
+        "DELETE FROM cart_promo_codes WHERE cart_id = :cart_id RETURNING promo_code_id", {"cart_id": cart_id}
+    )
+    return None if promo_id is None else int(promo_id)
