@@ -8,6 +8,7 @@ and keep apart by unique names (`unique`), not by truncating tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import uuid
@@ -125,12 +126,25 @@ def catalog_transport(catalog_app: Starlette) -> httpx.AsyncBaseTransport:
     return httpx.ASGITransport(app=catalog_app)
 
 
+@contextlib.asynccontextmanager
+async def serve_cart(
+    env: dict[str, str], catalog_transport: httpx.AsyncBaseTransport
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """A cart app (lifespan running) for `env`, reaching the catalog through `catalog_transport`."""
+    app = create_cart_app(load_settings(CartSettings, env), catalog_transport=catalog_transport)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://cart") as client,
+    ):
+        yield app, client
+
+
 @pytest.fixture
 async def cart_app(
     cart_env: dict[str, str], catalog_transport: httpx.AsyncBaseTransport
 ) -> AsyncIterator[Starlette]:
-    app = create_cart_app(load_settings(CartSettings, cart_env), catalog_transport=catalog_transport)
-    async with app.router.lifespan_context(app):
+    async with serve_cart(cart_env, catalog_transport) as (app, _):
         yield app
 
 

@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.conftest import as_user
+from tests.conftest import as_user, serve_cart
 
 PROBLEM = "application/problem+json"
 
@@ -198,57 +198,37 @@ async def test_catalog_changes_show_in_the_cart(cart, user, catalog, admin, new_
 
 
 async def test_a_cart_holds_a_limited_number_of_products(cart_env, catalog_transport, user, new_product):
-    from app_cart.app import create_app
-    from app_cart.settings import CartSettings
-    from shared.config import load_settings
-
-    app = create_app(load_settings(CartSettings, {**cart_env, "MAX_CART_ITEMS": "2"}), catalog_transport)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cart") as small:
-            products = [await new_product() for _ in range(3)]
-            assert (await add(small, user, products[0]["id"])).status_code == 200
-            assert (await add(small, user, products[1]["id"])).status_code == 200
-            assert (await add(small, user, products[2]["id"])).status_code == 422
-            assert (await add(small, user, products[0]["id"])).status_code == 200  # more of one it holds
+    async with serve_cart({**cart_env, "MAX_CART_ITEMS": "2"}, catalog_transport) as (_, small):
+        products = [await new_product() for _ in range(3)]
+        assert (await add(small, user, products[0]["id"])).status_code == 200
+        assert (await add(small, user, products[1]["id"])).status_code == 200
+        assert (await add(small, user, products[2]["id"])).status_code == 422
+        assert (await add(small, user, products[0]["id"])).status_code == 200  # more of one it holds
 
 
-class _DeadCatalog(httpx.AsyncBaseTransport):
+class DeadCatalog(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
 
 async def test_catalog_down_gives_503_and_changes_nothing_but_reads_still_work(
-    cart_app, cart_env, user, new_product
+    cart, cart_env, user, new_product
 ):
-    from app_cart.app import create_app
-    from app_cart.settings import CartSettings
-    from shared.config import load_settings
-
     product = await new_product(price="3.00", stock=5)
-    live = httpx.AsyncClient(transport=httpx.ASGITransport(app=cart_app), base_url="http://cart")
-    async with live:
-        await add(live, user, product["id"], 2)
-    app = create_app(load_settings(CartSettings, cart_env), _DeadCatalog())
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cart") as cart:
-            refused = await add(cart, user, product["id"], 1)
-            assert refused.status_code == 503
-            assert refused.json()["type"].endswith("catalog-unavailable")
-            increase = await cart.patch(
-                f"/api/cart/items/{product['id']}", json={"quantity": 3}, headers=user
-            )
-            assert increase.status_code == 503
-            body = await cart_of(cart, user)
-            assert body["stale"] is True
-            assert [(i["quantity"], i["unit_price"], i["stale"]) for i in body["items"]] == [
-                (2, "3.00", True)
-            ]
-            # Taking less needs no catalog.
-            decrease = await cart.patch(
-                f"/api/cart/items/{product['id']}", json={"quantity": 1}, headers=user
-            )
-            assert decrease.status_code == 200
-            assert [i["quantity"] for i in decrease.json()["items"]] == [1]
+    assert (await add(cart, user, product["id"], 2)).status_code == 200
+    async with serve_cart(cart_env, DeadCatalog()) as (_, cart):
+        refused = await add(cart, user, product["id"], 1)
+        assert refused.status_code == 503
+        assert refused.json()["type"].endswith("catalog-unavailable")
+        increase = await cart.patch(f"/api/cart/items/{product['id']}", json={"quantity": 3}, headers=user)
+        assert increase.status_code == 503
+        body = await cart_of(cart, user)
+        assert body["stale"] is True
+        assert [(i["quantity"], i["unit_price"], i["stale"]) for i in body["items"]] == [(2, "3.00", True)]
+        # Taking less needs no catalog.
+        decrease = await cart.patch(f"/api/cart/items/{product['id']}", json={"quantity": 1}, headers=user)
+        assert decrease.status_code == 200
+        assert [i["quantity"] for i in decrease.json()["items"]] == [1]
 
 
 async def test_every_cart_route_needs_a_token(cart):
