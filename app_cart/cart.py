@@ -11,6 +11,7 @@ so no transaction waits on the network (except the rare re-check in `set_quantit
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from databases import Database
 from app_cart import pricing, repo
 from app_cart.pricing import Refusal
 from app_cart.products import CatalogProduct, CatalogUnavailable, ProductClient
-from app_cart.schemas import AddItem, CartView
+from app_cart.schemas import CODE_PATTERN, AddItem, CartView
 from app_cart.view import cart_view, promo_terms, unavailable_reason
 from shared.errors import FieldError, NotFound, Problem, ValidationFailed
 from shared.idempotency import Reply
@@ -181,8 +182,8 @@ def refused(reason: Refusal, code: str) -> PromoRefused:
 
 
 async def apply_promo(ctx: Context, user_id: str, raw_code: str) -> Reply:
-    code = raw_code.strip().upper()
-    promo = await repo.promo_by_code(ctx.db, code)
+    code = raw_code.upper()
+    promo = await repo.promo_by_code(ctx.db, code) if re.match(CODE_PATTERN, code) else None
     if promo is None:
         raise refused(Refusal.UNKNOWN, code)
     rows = await repo.cart_rows(ctx.db, user_id)

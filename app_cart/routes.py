@@ -174,12 +174,12 @@ class PromoCodeItem(HTTPEndpoint):
 routes = [
     Route("/api/cart", Cart),
     Route("/api/cart/items", CartItems),
-    Route("/api/cart/items/{product_id:int}", CartItem),
+    Route("/api/cart/items/{product_id:id}", CartItem),
     Route("/api/cart/promo", CartPromo),
     Route("/api/wishlist", Wishlist),
     Route("/api/wishlist/items", WishlistItems),
-    Route("/api/wishlist/items/{product_id:int}", WishlistItem),
-    Route("/api/wishlist/items/{product_id:int}/move-to-cart", WishlistMove),
+    Route("/api/wishlist/items/{product_id:id}", WishlistItem),
+    Route("/api/wishlist/items/{product_id:id}/move-to-cart", WishlistMove),
     Route("/api/promo-codes", PromoCodes),
-    Route("/api/promo-codes/{id:int}", PromoCodeItem),
+    Route("/api/promo-codes/{id:id}", PromoCodeItem),
 ]

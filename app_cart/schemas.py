@@ -13,11 +13,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from shared.types import AwareDatetime, Body, Id, Money, PageSize, Version
+from shared.types import LINE_PATTERN, AwareDatetime, Body, Id, Money, PageSize, Version, described
 
 # The configured maximum (MAX_ITEM_QUANTITY, at most 999) is checked by the service.
 Quantity = Annotated[int, Meta(ge=1, le=999)]
-Code = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{3,32}\Z")]
+CODE_PATTERN = described(r"^[A-Za-z0-9_-]{3,32}\Z", "must be 3 to 32 letters, digits, '_' or '-'")
+Code = Annotated[str, Meta(pattern=CODE_PATTERN)]
 
 
 class AddItem(Body, kw_only=True):
@@ -38,7 +39,7 @@ class MoveToCart(Body, kw_only=True):
 
 
 class ApplyPromo(Body, kw_only=True):
-    code: Annotated[str, Meta(min_length=1, max_length=64)]
+    code: Annotated[str, Meta(min_length=1, max_length=64, pattern=LINE_PATTERN)]
 
 
 class PromoCreate(Body, kw_only=True):

@@ -31,11 +31,14 @@ PRODUCTS = 300
 
 
 async def _category_ids(db: Database) -> dict[str, int]:
-    existing = {row["name"]: row["id"] for row in await repo.list_categories(db, is_active=None)}
+    # Names are unique ignoring case, so an existing "shoes" is the demo's "Shoes".
+    existing = {row["name"].lower(): row["id"] for row in await repo.list_categories(db, is_active=None)}
+    ids = {}
     for name in CATEGORIES:
-        if name not in existing:
-            existing[name] = (await service.create_category(db, CategoryCreate(name=name))).id
-    return existing
+        if name.lower() not in existing:
+            existing[name.lower()] = (await service.create_category(db, CategoryCreate(name=name))).id
+        ids[name] = existing[name.lower()]
+    return ids
 
 
 def _product(index: int, category_id: int, kinds: list[str]) -> ProductCreate:

@@ -94,7 +94,7 @@ class ProductItem(HTTPEndpoint):
 
 routes = [
     Route("/api/categories", Categories),
-    Route("/api/categories/{id:int}", CategoryItem),
+    Route("/api/categories/{id:id}", CategoryItem),
     Route("/api/products", Products),
-    Route("/api/products/{id:int}", ProductItem),
+    Route("/api/products/{id:id}", ProductItem),
 ]

@@ -13,18 +13,26 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from shared.types import Body, Id, Money, PageSize, Version
+from shared.types import LINE_PATTERN, TEXT_PATTERN, Body, Id, Money, PageSize, Version, described
 
 Stock = Annotated[int, Meta(ge=0, le=1_000_000_000)]
-Sku = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
-# Names may not start or end with whitespace, nor hold line breaks (`\Z`: see shared.types.Money).
-CategoryName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^\S(?:.*\S)?\Z")]
-ProductName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?\Z")]
-CategoryDescription = Annotated[str, Meta(max_length=2000)]
-ProductDescription = Annotated[str, Meta(max_length=5000)]
-SearchText = Annotated[str, Meta(min_length=1, max_length=100)]
+Sku = Annotated[
+    str,
+    Meta(
+        pattern=described(
+            r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z",
+            "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    ),
+]
+CategoryName = Annotated[str, Meta(min_length=1, max_length=100, pattern=LINE_PATTERN)]
+ProductName = Annotated[str, Meta(min_length=1, max_length=200, pattern=LINE_PATTERN)]
+CategoryDescription = Annotated[str, Meta(max_length=2000, pattern=TEXT_PATTERN)]
+ProductDescription = Annotated[str, Meta(max_length=5000, pattern=TEXT_PATTERN)]
+SearchText = Annotated[str, Meta(min_length=1, max_length=100, pattern=LINE_PATTERN)]
 
 MAX_BATCH_IDS = 100
+DEFAULT_PAGE_SIZE = 20
 
 
 class CategoryCreate(Body, kw_only=True):
@@ -64,7 +72,7 @@ class ProductPatch(Body, kw_only=True):
 class ProductQuery(Body, kw_only=True):
     """`GET /api/products`: a filtered page, or with `ids` a batch of named products."""
 
-    limit: PageSize = 20
+    limit: PageSize | None = None  # default DEFAULT_PAGE_SIZE; not with ids
     cursor: str | None = None
     category_id: Id | None = None
     is_active: bool | None = None

@@ -18,6 +18,7 @@ Concurrency, in READ COMMITTED (PostgreSQL's default):
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from databases import Database
 
 from app_product import repo
 from app_product.schemas import (
+    DEFAULT_PAGE_SIZE,
     MAX_BATCH_IDS,
     Category,
     CategoryCreate,
@@ -39,7 +41,7 @@ from app_product.schemas import (
 )
 from shared.errors import Conflict, FieldError, InvalidQuery, NotFound, ValidationFailed
 from shared.pagination import decode_cursor, page
-from shared.types import set_fields
+from shared.types import MAX_BIGINT, set_fields
 from shared.versioning import ExpectedVersion
 
 
@@ -147,21 +149,25 @@ async def find_products(db: Database, query: ProductQuery) -> ProductPage:
     if query.ids is not None:
         return await _batch(db, query)
     after = 0 if query.cursor is None else decode_cursor(query.cursor)
+    limit = query.limit or DEFAULT_PAGE_SIZE
     rows = await repo.list_products(
         db,
         after=after,
-        limit=query.limit + 1,  # one extra row says whether a next page exists
+        limit=limit + 1,  # one extra row says whether a next page exists
         category_id=query.category_id,
         is_active=query.is_active,
         q=query.q,
     )
-    shown, next_cursor = page(rows, query.limit)
+    shown, next_cursor = page(rows, limit)
     return ProductPage(items=[_product(row) for row in shown], next_cursor=next_cursor)
+
+
+_ID = re.compile(r"^[1-9][0-9]{0,18}\Z")
 
 
 def _parse_ids(raw: str) -> list[int]:
     parts = raw.split(",")
-    if not all(part.strip().isdigit() and 0 < int(part) < 2**63 for part in parts):
+    if not all(_ID.match(part) and int(part) <= MAX_BIGINT for part in parts):
         message = "must be a comma-separated list of positive integer ids"
     elif len(parts) > MAX_BATCH_IDS:
         message = f"names {len(parts)} ids; at most {MAX_BATCH_IDS} per request"
@@ -172,7 +178,9 @@ def _parse_ids(raw: str) -> list[int]:
 
 async def _batch(db: Database, query: ProductQuery) -> ProductPage:
     others = [
-        name for name in ("cursor", "category_id", "is_active", "q") if getattr(query, name) is not None
+        name
+        for name in ("limit", "cursor", "category_id", "is_active", "q")
+        if getattr(query, name) is not None
     ]
     if others:
         message = f"cannot be combined with {', '.join(others)}"

@@ -4,6 +4,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH"
+# The services default to ENV=production (secure by default); a local run is development.
+export ENV="${ENV:-development}"
 if [ -f .env ]; then
     set -a
     # shellcheck disable=SC1091

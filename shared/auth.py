@@ -10,6 +10,7 @@ request scope, so a request decodes its token at most once.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from shared.errors import Forbidden, Unauthorized
 
 REALM = "storefront"
 _SCOPE_KEY = "storefront.principal"
-_MAX_USER_ID_LENGTH = 255
+# 1 to 255 characters, none of them control characters (they would end up in SQL rows and logs).
+_USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,255}\Z")
 
 _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "RS": (rsa.RSAPublicKey,),
@@ -122,7 +124,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
     user_id = claims.get("uid", claims.get("sub"))
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         user_id = str(user_id)
-    if not isinstance(user_id, str) or not user_id or len(user_id) > _MAX_USER_ID_LENGTH:
+    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
         raise _invalid_token("The token has no usable uid or sub claim")
     roles = claims.get("roles", [])
     if isinstance(roles, str):  # OAuth-style space-separated list

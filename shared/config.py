@@ -43,7 +43,9 @@ class SettingsError(Exception):
 class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid_unknown_fields=True):
     """What every storefront process reads. Services subclass it."""
 
-    env: Literal["development", "test", "production"] = "development"
+    # Secure by default: a deployment that forgets ENV gets production's checks, not a
+    # development secret anyone can read in this file. The scripts set ENV=development.
+    env: Literal["development", "test", "production"] = "production"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = "127.0.0.1"
     port: Port = 8000

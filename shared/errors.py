@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -166,11 +167,27 @@ def _handle_http(request: Request, exc: Exception) -> Response:
     # Starlette raises these itself: unknown routes, wrong methods, oversized bodies.
     assert isinstance(exc, HTTPException)
     status = HTTPStatus(exc.status_code)
-    template = _HTTP_DETAILS.get(exc.status_code, exc.detail or status.description)
-    detail = template.format(method=request.method, path=request.url.path)
+    template = _HTTP_DETAILS.get(exc.status_code)
+    if template is None:
+        detail = exc.detail or status.description
+    else:
+        detail = template.format(method=request.method, path=request.url.path)
     slug = status.phrase.lower().replace(" ", "-")
     return problem_response(
         status.value, slug, status.phrase, detail, instance=request.url.path, headers=exc.headers
+    )
+
+
+def _handle_data_error(request: Request, exc: Exception) -> Response:
+    # Validation should stop every value the database cannot store before it gets there; this
+    # is the backstop, so that one that slips through is still the client's 400, not a 500.
+    log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        400,
+        "unstorable-value",
+        "Bad request",
+        "The request holds a value that cannot be stored.",
+        instance=request.url.path,
     )
 
 
@@ -193,5 +210,6 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
     return {
         Problem: _handle_problem,
         HTTPException: _handle_http,
+        asyncpg.DataError: _handle_data_error,
         Exception: _handle_unexpected,
     }

@@ -15,12 +15,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.errors import FieldError, InvalidQuery, MalformedJSON, UnsupportedMediaType, ValidationFailed
+from shared.types import PATTERN_MESSAGES
 
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
 _NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]+)`")
+
+
+def _readable(message: str) -> str:
+    """msgspec names a failed pattern by its regex; say what the regex means instead."""
+    if message.startswith("Expected `str` matching regex "):
+        for pattern, text in PATTERN_MESSAGES.items():
+            if repr(pattern) in message:
+                return text
+        return "has an invalid format"
+    return message
 
 
 def field_error(exc: msgspec.ValidationError) -> FieldError:
@@ -30,6 +41,7 @@ def field_error(exc: msgspec.ValidationError) -> FieldError:
     path = match.group(1) if match else ""
     if match:
         message = message[: match.start()]
+    message = _readable(message)
     named = _NAMED_FIELD.search(message)
     if named:  # missing or unknown fields are reported at their parent
         path = f"{path}.{named.group(1)}" if path else named.group(1)

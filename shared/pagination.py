@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from shared.errors import FieldError, InvalidQuery
+from shared.types import MAX_BIGINT
 
 
 class _Cursor(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,7 +45,7 @@ def decode_cursor(cursor: str) -> int:
         decoded = msgspec.json.decode(raw, type=_Cursor)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         decoded = None
-    if decoded is None or decoded.after < 0:
+    if decoded is None or not 0 <= decoded.after <= MAX_BIGINT:
         message = "is not a cursor this service issued; start again without it"
         raise InvalidQuery(f"cursor: {message}", errors=[FieldError(field="cursor", message=message)])
     return decoded.after

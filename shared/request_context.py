@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # A caller's id is echoed into logs and headers, so only a short, plain token is accepted.
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 access_log = logging.getLogger("storefront.access")
 
@@ -34,7 +34,10 @@ def _route_template(scope: Scope) -> str:
     # Logging "/api/products/{id}" rather than the raw path keeps log cardinality bounded.
     app = scope.get("app")
     for route in getattr(app, "routes", ()):
-        match, _ = route.matches(scope)
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # a path a converter rejects must not cost the log line
+            continue
         if match == Match.FULL:
             return str(getattr(route, "path_format", scope["path"]))
     return "<unmatched>"

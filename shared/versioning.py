@@ -8,11 +8,13 @@ as a strong entity tag: `"7"`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from shared.errors import BadRequest, PreconditionFailed, PreconditionRequired, Problem, StaleVersion
+from shared.types import MAX_INT
 
 
 def etag(version: int) -> str:
@@ -31,13 +33,14 @@ class ExpectedVersion:
         return error(detail, current_version=current)
 
 
+_ENTITY_TAG = re.compile(r'^\s*"?([1-9][0-9]{0,9})"?\s*\Z')
+
+
 def _parse_if_match(header: str) -> int:
-    tag = header.strip()
-    if tag.startswith('"') and tag.endswith('"') and len(tag) >= 2:
-        tag = tag[1:-1]
-    if not tag.isdigit():
-        raise BadRequest(f'If-Match must be one strong entity tag such as "3" (got {header!r}).')
-    return int(tag)
+    match = _ENTITY_TAG.match(header)
+    if match is None or int(match.group(1)) > MAX_INT:
+        raise BadRequest(f'If-Match must be one strong entity tag such as "3" (got {header[:40]!r}).')
+    return int(match.group(1))
 
 
 def expected_version(request: Request, body_version: int | None) -> ExpectedVersion | None:

@@ -3,12 +3,14 @@
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f sql/legacy/remove_foreign_keys.sql
 --
 -- Run it against each old database (or the one shared database of a coupled deployment): it
--- only touches the tables that exist there. It drops the foreign keys the seed lists, and any
--- other foreign key on the same tables (a hand-made deployment may have named them differently),
--- makes products.category_id nullable, adds products.category_name and fills it from categories.
--- Every row is kept (the old users table included), and a second run changes nothing. It is
--- one transaction: it applies whole or not at all. A fresh deployment does not need it;
--- scripts/migrate builds the decoupled schema directly.
+-- only touches the tables that exist there. It drops the foreign keys the seed lists, whatever
+-- a deployment named them: products -> categories, carts and wishlists -> users, and the cart
+-- tables' links (cart_items -> carts, wishlist_items -> wishlists, cart_promo_codes -> carts and
+-- promo_codes), as the seed's cart models drop every relationship. Any other foreign key is
+-- kept. It makes products.category_id nullable, adds products.category_name and fills it from
+-- categories. Every row is kept (the old users table included), and a second run changes
+-- nothing. It is one transaction: it applies whole or not at all. A fresh deployment does not
+-- need it: scripts/migrate builds the decoupled schema (which keeps the cart's own links).
 
 BEGIN;
 
@@ -23,15 +25,17 @@ BEGIN
     FOR fk IN
         SELECT c.conrelid::regclass AS table_name, c.conname
         FROM pg_constraint c
+        JOIN (VALUES
+            ('products', 'categories'),
+            ('carts', 'users'),
+            ('wishlists', 'users'),
+            ('cart_items', 'carts'),
+            ('wishlist_items', 'wishlists'),
+            ('cart_promo_codes', 'carts'),
+            ('cart_promo_codes', 'promo_codes')
+        ) AS listed (from_table, to_table)
+          ON c.conrelid = to_regclass(listed.from_table) AND c.confrelid = to_regclass(listed.to_table)
         WHERE c.contype = 'f'
-          AND c.conrelid = ANY (ARRAY[
-              to_regclass('products'),
-              to_regclass('carts'),
-              to_regclass('cart_items'),
-              to_regclass('wishlists'),
-              to_regclass('wishlist_items'),
-              to_regclass('cart_promo_codes')
-          ])
         ORDER BY c.conname
     LOOP
         RAISE NOTICE 'dropping foreign key % on %', fk.conname, fk.table_name;

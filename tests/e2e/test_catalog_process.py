@@ -60,7 +60,8 @@ def test_logs_one_json_line_per_request_and_stops_on_sigterm(catalog_process):
         ({"PORT": "eighty"}, "PORT"),
         ({"ENV": "production", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x"}, "JWT_SECRET"),
         ({"ENV": "production", "JWT_SECRET": "s" * 40}, "DATABASE_URL"),
-        ({"JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY_FILE"),
+        ({"ENV": "development", "JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY_FILE"),
+        ({}, "DATABASE_URL"),  # ENV defaults to production
     ],
 )
 def test_bad_settings_stop_the_process_with_one_line(environ, variable):

@@ -4,6 +4,7 @@ trace reaches a client; request ids are taken or made, and logged with each requ
 import json
 import logging
 
+import asyncpg
 import httpx
 from starlette.requests import Request
 from starlette.routing import Route
@@ -104,3 +105,18 @@ async def test_each_request_is_logged_once_with_its_route(catalog, caplog):
     record = records[0]
     assert (record.method, record.route, record.status) == ("GET", "/api/products/{id}", 404)
     assert record.duration_ms >= 0
+
+
+async def test_a_value_the_database_refuses_is_a_400(catalog_settings):
+    # The backstop behind validation: a DataError from PostgreSQL is the client's fault.
+    async def unstorable(request: Request) -> None:
+        raise asyncpg.CharacterNotInRepertoireError("invalid byte sequence for encoding UTF8: 0x00")
+
+    app = build_app("test", catalog_settings, [Route("/unstorable", unstorable)])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        body = assert_problem(await client.get("/unstorable"), 400)
+    assert "0x00" not in body["detail"]

@@ -78,3 +78,49 @@ async def test_cli_exit_codes(drifted, fresh_db_url, redis_server):
     assert (await anyio.run_process(command, env=env, check=False)).returncode == 1
     assert (await anyio.run_process([*command, "--fix"], env=env, check=False)).returncode == 0
     assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
+
+
+async def wait_until_another_session_waits_for_a_lock(conn: asyncpg.Connection) -> None:
+    """Until some other session of this (test-owned) database waits for a lock; with a deadline."""
+    # Polling is the only way to see another session's state; there is nothing to await.
+    with anyio.fail_after(10):
+        while not await conn.fetchval(  # noqa: ASYNC110
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        ):
+            await anyio.sleep(0.02)
+
+
+async def test_repair_never_undoes_a_rename_committing_meanwhile(fresh_db_url, redis_server):
+    # A drifted product, and a rename in flight when the repair starts. Without the repair's
+    # lock on categories, its UPDATE would wait on the product row, then write the category
+    # name from its old snapshot over the rename's: new drift, made by the repair itself.
+    await migrate(fresh_db_url, SQL_ROOT / "catalog")
+    db = create_database(load_settings(CatalogSettings, service_env(fresh_db_url, redis_server.url)))
+    await db.connect()
+    renamer = await asyncpg.connect(fresh_db_url)
+    try:
+        category = await service.create_category(db, CategoryCreate(name="Old"))
+        product = await service.create_product(
+            db, ProductCreate(sku="RACE-1", name="Racer", price="1.00", category_id=category.id)
+        )
+        await renamer.execute("UPDATE products SET category_name = 'Drifted' WHERE id = $1", product.id)
+        rename = renamer.transaction()
+        await rename.start()
+        try:
+            await renamer.execute("UPDATE categories SET name = 'New' WHERE id = $1", category.id)
+            await renamer.execute(
+                "UPDATE products SET category_name = 'New' WHERE category_id = $1", category.id
+            )
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(reconcile.repair, db)
+                await wait_until_another_session_waits_for_a_lock(renamer)
+                await rename.commit()
+        finally:
+            if not renamer.is_closed() and renamer.is_in_transaction():
+                await rename.rollback()
+        name = await renamer.fetchval("SELECT category_name FROM products WHERE id = $1", product.id)
+        assert name == "New"
+    finally:
+        await renamer.close()
+        await db.disconnect()

@@ -19,7 +19,7 @@ SECRET = "unit-test-secret-0123456789abcdef-xyz"
 
 
 def verifier(**environ: str) -> TokenVerifier:
-    return TokenVerifier(load_settings(Settings, {"JWT_SECRET": SECRET, **environ}))
+    return TokenVerifier(load_settings(Settings, {"ENV": "test", "JWT_SECRET": SECRET, **environ}))
 
 
 def claims(**overrides):
@@ -187,3 +187,8 @@ def test_file_that_is_not_a_key_is_a_settings_error(tmp_path):
     path.write_text("not a key")
     with pytest.raises(SettingsError):
         verifier(JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY_FILE=str(path))
+
+
+def test_user_id_with_control_characters_is_rejected():
+    rejected(verifier(), hs256(claims(uid="alice\u0000")))
+    rejected(verifier(), hs256(claims(uid="a" * 256)))

@@ -17,8 +17,18 @@ def error_for(environ: dict[str, str]) -> SettingsError:
     return caught.value
 
 
+DEVELOPMENT = {"ENV": "development"}
+
+
+def test_env_defaults_to_production_and_refuses_to_guess_urls():
+    # Forgetting ENV must not quietly accept the development secret.
+    error = error_for({})
+    assert error.variable == "DATABASE_URL"
+    assert "ENV=production" in str(error)
+
+
 def test_defaults_load_in_development():
-    settings = load_settings(CatalogSettings, {})
+    settings = load_settings(CatalogSettings, DEVELOPMENT)
     assert settings.env == "development"
     assert settings.port == 8001
     assert settings.jwt_algorithm == "HS256"
@@ -31,7 +41,7 @@ def test_values_are_read_and_typed():
 
 
 def test_empty_value_means_default():
-    assert load_settings(CatalogSettings, {"PORT": ""}).port == 8001
+    assert load_settings(CatalogSettings, {**DEVELOPMENT, "PORT": ""}).port == 8001
 
 
 @pytest.mark.parametrize(
@@ -56,7 +66,7 @@ def test_empty_value_means_default():
     ],
 )
 def test_bad_value_names_the_variable(environ, variable, fragment):
-    error = error_for(environ)
+    error = error_for({**DEVELOPMENT, **environ})
     assert error.variable == variable
     message = str(error)
     assert message.startswith(f"configuration error: {variable}: ")
@@ -89,7 +99,7 @@ def test_production_with_real_values_loads():
 
 
 def test_development_tolerates_a_short_secret():
-    assert load_settings(CatalogSettings, {"JWT_SECRET": "short"}).jwt_secret == "short"
+    assert load_settings(CatalogSettings, {**DEVELOPMENT, "JWT_SECRET": "short"}).jwt_secret == "short"
 
 
 def test_variables_are_upper_case_field_names():
