@@ -22,6 +22,7 @@ from shared.types import set_fields
 from shared.versioning import ExpectedVersion
 
 _CHECKS = {
+    "promo_codes_amount_check": ("amount", "must be more than 0"),
     "promo_codes_percent_range": ("amount", "a percentage is at most 100"),
     "promo_codes_window": ("valid_until", "must be later than valid_from"),
     "promo_codes_uses_within_limit": ("max_uses", "is below the uses already taken"),

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -30,13 +31,12 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_catalog(database_url: str, redis_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m app_product` on a free port, until the block ends; yields (base URL, process)."""
+def running_service(module: str, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m <module>` on a free port, until the block ends; yields (base URL, process)."""
     port = free_port()
-    env = {**os.environ, **service_env(database_url, redis_url, PORT=str(port))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app_product"],
-        env=env,
+        [sys.executable, "-m", module],
+        env={**os.environ, **env, "PORT": str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -52,19 +52,45 @@ def running_catalog(database_url: str, redis_url: str) -> Iterator[tuple[str, su
         process.communicate()
 
 
+def running_catalog(
+    database_url: str, redis_url: str
+) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
+    return running_service("app_product", service_env(database_url, redis_url))
+
+
+def running_cart(
+    database_url: str, redis_url: str, catalog_url: str
+) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
+    return running_service("app_cart", service_env(database_url, redis_url, CATALOG_URL=catalog_url))
+
+
 @pytest.fixture
 def catalog_process(catalog_db_url, redis_server) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     with running_catalog(catalog_db_url, redis_server.url) as running:
         yield running
 
 
-@pytest.fixture
-def demo_catalog_process(fresh_db_url, redis_server) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A catalog on a fresh database set up as ./scripts/run does: migrated, demo data loaded."""
-    env = {**os.environ, **service_env(fresh_db_url, redis_server.url)}
-    for command in (["shared.migrations", "catalog", "--database-url", fresh_db_url], ["app_product.demo"]):
+def prepare(database_url: str, redis_url: str, service: str, *commands: list[str]) -> None:
+    """Migrate `service`'s database (and run `commands`, such as loading demo data)."""
+    env = {**os.environ, **service_env(database_url, redis_url)}
+    for command in (["shared.migrations", service, "--database-url", database_url], *commands):
         subprocess.run(
             [sys.executable, "-m", *command], env=env, check=True, capture_output=True, timeout=120
         )
-    with running_catalog(fresh_db_url, redis_server.url) as running:
-        yield running
+
+
+@pytest.fixture
+def demo_system(postgres, redis_server) -> Iterator[tuple[str, str]]:
+    """Catalog and cart processes on fresh databases set up as ./scripts/run does (migrated, demo
+    data loaded); yields their base URLs."""
+    catalog_db, cart_db = (
+        postgres.url(f"demo_{uuid.uuid4().hex[:8]}"),
+        postgres.url(f"demo_{uuid.uuid4().hex[:8]}"),
+    )
+    prepare(catalog_db, redis_server.url, "catalog", ["app_product.demo"])
+    prepare(cart_db, redis_server.url, "cart")
+    with (
+        running_catalog(catalog_db, redis_server.url) as (catalog, _),
+        running_cart(cart_db, redis_server.url, catalog) as (cart, _),
+    ):
+        yield catalog, cart

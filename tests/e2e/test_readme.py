@@ -23,11 +23,13 @@ def readme_examples() -> str:
     return block.group(1)
 
 
-def test_readme_examples_work_as_written(demo_catalog_process):
-    base, _ = demo_catalog_process
+def test_readme_examples_work_as_written(demo_system):
+    catalog, cart = demo_system
     script = readme_examples()
-    assert "CATALOG=http://localhost:8001\n" in script
-    script = script.replace("CATALOG=http://localhost:8001\n", f"CATALOG={base}\n")
+    for line in ("CATALOG=http://localhost:8001\n", "CART=http://localhost:8002\n"):
+        assert line in script
+    script = script.replace("CATALOG=http://localhost:8001\n", f"CATALOG={catalog}\n")
+    script = script.replace("CART=http://localhost:8002\n", f"CART={cart}\n")
     env = {**os.environ, "JWT_SECRET": TEST_JWT_SECRET, "ENV": "test"}
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -45,3 +47,7 @@ def test_readme_examples_work_as_written(demo_catalog_process):
     assert '"field":"price"' in out
     assert '"status":401' in out
     assert "HTTP/1.1 200" in out and '"status":"ready"' in out
+    # The shopping flow: the replayed add left 2, the code applies, the move reached the cart.
+    assert '"applies":true' in out and '"reason":"unknown"' in out
+    final_cart = [line for line in out.splitlines() if '"applies":true' in line][-1]
+    assert '"product_id":1' in final_cart and '"quantity":2' in final_cart and '"quantity":3' in final_cart
