@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette
+from starlette.types import Scope
 
 from app_cart.cart import Context
 from app_cart.products import ProductClient
 from app_cart.routes import routes
 from app_cart.settings import CartSettings
 from shared.idempotency import prune
+from shared.rate_limit import default_groups
 from shared.service_app import build_app
 
 SERVICE = "cart"
@@ -31,6 +33,13 @@ async def _prune_keys_forever(app: Starlette, ttl_seconds: int) -> None:
         except Exception:  # a failed round is retried at the next one; the loop must not die
             log.exception("pruning idempotency keys failed")
         await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+def rate_limit_groups(scope: Scope) -> str | None:
+    """Promo code management is for admins: it counts against the admin limits."""
+    if scope["path"].startswith("/api/promo-codes"):
+        return "admin"
+    return default_groups(scope)
 
 
 def create_app(
@@ -56,7 +65,7 @@ def create_app(
                 await pruner
             await products.aclose()
 
-    app = build_app(SERVICE, settings, routes, lifespan)
+    app = build_app(SERVICE, settings, routes, lifespan, rate_limit_groups=rate_limit_groups)
     app.state.cart = Context(
         db=app.state.db,
         products=products,

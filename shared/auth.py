@@ -148,6 +148,15 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return token
 
 
+def verified_principal(conn: HTTPConnection) -> Principal | None:
+    """The caller if the request carries a valid token, else None; never raises. (The rate
+    limiter keys on it; the route's `require_user` then reuses the cached result.)"""
+    try:
+        return require_user(conn)
+    except Unauthorized:
+        return None
+
+
 def require_user(conn: HTTPConnection) -> Principal:
     """The verified caller; 401 when the token is missing or invalid."""
     cached = conn.scope.get(_SCOPE_KEY)

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from shared.limits import parse_limits, parse_networks
+
 # Long enough to pass the length check, so that only the explicit "development secret" rule
 # stops it in production, with a message that says exactly that.
 DEV_JWT_SECRET = "storefront-development-secret-do-not-use-in-production"
@@ -56,6 +58,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     database_command_timeout: Seconds = 10.0
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")] = "storefront"
     redis_max_connections: PoolSize = 64
     redis_socket_timeout: Seconds = 1.0
     redis_connect_timeout: Seconds = 1.0
@@ -66,6 +69,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
+
+    # Rate limits per route group: comma-separated "<requests>/<seconds>", all enforced.
+    rate_limit_enabled: bool = True
+    rate_limit_fail_open: bool = True
+    rate_limit_reads: str = "600/60"
+    rate_limit_writes: str = "120/60"
+    rate_limit_admin: str = "300/60"
+    rate_limit_internal: str = "6000/60"
+    # Peers whose X-Forwarded-For is believed: comma-separated addresses or networks.
+    trusted_proxies: str = ""
 
     ready_timeout: Seconds = 1.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
@@ -133,6 +146,7 @@ def _check(settings: Settings, raw: Mapping[str, str]) -> None:
     if settings.database_pool_min > settings.database_pool_max:
         raise SettingsError("DATABASE_POOL_MIN", "must not exceed DATABASE_POOL_MAX")
     _check_jwt(settings)
+    _check_rate_limits(settings)
 
 
 def _check_url(variable: str, url: str, schemes: frozenset[str]) -> None:
@@ -143,6 +157,22 @@ def _check_url(variable: str, url: str, schemes: frozenset[str]) -> None:
     if parts.scheme not in schemes:
         wanted = " or ".join(f"{s}://" for s in sorted(schemes))
         raise SettingsError(variable, f"must start with {wanted}")
+
+
+RATE_LIMIT_GROUPS = ("reads", "writes", "admin", "internal")
+
+
+def _check_rate_limits(settings: Settings) -> None:
+    for group in RATE_LIMIT_GROUPS:
+        variable = f"RATE_LIMIT_{group.upper()}"
+        try:
+            parse_limits(getattr(settings, variable.lower()))
+        except ValueError as exc:
+            raise SettingsError(variable, str(exc)) from None
+    try:
+        parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError("TRUSTED_PROXIES", str(exc)) from None
 
 
 def _check_jwt(settings: Settings) -> None:

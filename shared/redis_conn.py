@@ -1,21 +1,26 @@
 """The Redis connection pool of a service process (redis-py asyncio).
 
 One pool per process, sized by REDIS_MAX_CONNECTIONS, with connect and socket timeouts from
-settings so that a stalled Redis costs a request at most those timeouts, never a hang.
+settings so that a stalled Redis costs a request at most those timeouts, never a hang. The pool
+blocks (up to REDIS_SOCKET_TIMEOUT) when every connection is busy: redis-py's default pool
+raises "Too many connections" instead, which under a burst would make the rate limiter fail
+open exactly when it matters. Size it to the concurrency a process serves.
 """
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from shared.config import Settings
 
 
 def create_redis(settings: Settings) -> Redis:
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
+        timeout=settings.redis_socket_timeout,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it

@@ -21,11 +21,14 @@ from starlette.routing import BaseRoute
 
 from shared.auth import TokenVerifier
 from shared.body_limit import ContentLengthLimitMiddleware
-from shared.config import S, Settings, SettingsError, load_settings
+from shared.config import RATE_LIMIT_GROUPS, S, Settings, SettingsError, load_settings
 from shared.db import create_database, ping
 from shared.errors import exception_handlers
 from shared.health import Check, health_routes
+from shared.keys import Keys
+from shared.limits import parse_limits, parse_networks
 from shared.logs import configure_logging
+from shared.rate_limit import Classifier, RateLimiter, RateLimitMiddleware, default_groups
 from shared.redis_conn import create_redis
 from shared.request_context import RequestContextMiddleware
 
@@ -39,11 +42,31 @@ ServiceLifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 def build_app(
-    service: str, settings: Settings, routes: Sequence[BaseRoute], lifespan: ServiceLifespan | None = None
+    service: str,
+    settings: Settings,
+    routes: Sequence[BaseRoute],
+    lifespan: ServiceLifespan | None = None,
+    rate_limit_groups: Classifier = default_groups,
 ) -> Starlette:
-    """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open)."""
+    """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open);
+    `rate_limit_groups` names each request's route group (reads, writes, admin, internal)."""
     db = create_database(settings)
     redis = create_redis(settings)
+    rate_limit: list[Middleware] = []
+    if settings.rate_limit_enabled:
+        limits = {
+            group: parse_limits(getattr(settings, f"rate_limit_{group}")) for group in RATE_LIMIT_GROUPS
+        }
+        rate_limit.append(
+            Middleware(
+                RateLimitMiddleware,
+                limiter=RateLimiter(redis, Keys(settings.redis_key_prefix)),
+                limits=limits,
+                classify=rate_limit_groups,
+                trusted_proxies=parse_networks(settings.trusted_proxies),
+                fail_open=settings.rate_limit_fail_open,
+            )
+        )
 
     @asynccontextmanager
     async def shared_lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,6 +86,7 @@ def build_app(
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(ContentLengthLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            *rate_limit,
             # Starlette's limiter for streamed bodies, placed inside our guard: given as
             # Starlette(max_body_size=...) it would sit outside all user middleware and
             # replace the guard's problem+json 413 with plain text.

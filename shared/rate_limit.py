@@ -1,0 +1,211 @@
+"""Distributed rate limiting: an exact sliding window in Redis, shared by every instance.
+
+Each (subject, route group, window) has a log of admitted requests in a sorted set; one Lua
+script (`lua/rate_limit.lua`, one `EVALSHA`) trims the logs on Redis's clock, decides for all
+of a request's limits at once, records the request if admitted, and returns the numbers the
+headers need. So there is never more than the limit in any window-length span (no double
+burst at a window edge, as fixed windows allow), and two instances cannot both admit the
+last request. Memory: one sorted-set entry (~70 bytes with its 33-byte member) per admitted
+request still inside the window, so at most `limit` entries per key.
+
+The subject is the user when a valid token is present, else the client's IP (`X-Forwarded-For`
+is believed only from TRUSTED_PROXIES). If Redis cannot be reached the request passes (or,
+with RATE_LIMIT_FAIL_OPEN=false, gets a 503): an outage is logged once, never a 500.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import verified_principal
+from shared.errors import problem_response
+from shared.keys import Keys
+from shared.limits import Limit, Network
+from shared.scripts import load
+
+log = logging.getLogger(__name__)
+
+EXEMPT_PATHS = frozenset({"/health", "/ready"})
+Classifier = Callable[[Scope], str | None]
+
+
+@dataclass(frozen=True)
+class Decision:
+    admitted: bool
+    limit: int  # of the limit nearest to refusing
+    remaining: int
+    reset_seconds: int  # until one more request fits under that limit
+    retry_after: int  # whole seconds until this request would fit (0 when admitted)
+    now_us: int  # Redis's clock when it decided
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    limit: Limit
+    used: int
+    reset_us: int
+    retry_us: int
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._keys = keys
+        self._script = load(redis, "rate_limit")
+
+    async def check(self, subject: str, group: str, limits: Sequence[Limit]) -> Decision:
+        """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
+        (or OSError) when Redis cannot decide."""
+        keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
+        args: list[int | str] = [uuid.uuid4().hex]
+        for limit in limits:
+            args += [limit.requests, limit.window_seconds * 1_000_000]
+        raw = await self._script(keys=keys, args=args)
+        outcomes = [
+            _Outcome(
+                limit, used=int(raw[2 + 3 * i]), reset_us=int(raw[3 + 3 * i]), retry_us=int(raw[4 + 3 * i])
+            )
+            for i, limit in enumerate(limits)
+        ]
+        # The headers describe the limit closest to refusing; Retry-After the longest wait.
+        nearest = min(outcomes, key=lambda outcome: outcome.limit.requests - outcome.used)
+        return Decision(
+            admitted=bool(raw[0]),
+            limit=nearest.limit.requests,
+            remaining=max(0, nearest.limit.requests - nearest.used),
+            # Rounded up: after that many seconds one more request fits, never before.
+            reset_seconds=math.ceil(nearest.reset_us / 1_000_000),
+            retry_after=math.ceil(max(outcome.retry_us for outcome in outcomes) / 1_000_000),
+            now_us=int(raw[1]),
+        )
+
+
+def client_ip(scope: Scope, trusted: Sequence[Network]) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    untrusted address in X-Forwarded-For (the ones to its left could be forged)."""
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    if not trusted or not _is_trusted(peer, trusted):
+        return str(peer)
+    forwarded = HTTPConnection(scope).headers.get("x-forwarded-for", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return str(peer)
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def default_groups(scope: Scope) -> str | None:
+    """reads, writes, internal; None for what is never limited (health checks)."""
+    path = scope["path"]
+    if path in EXEMPT_PATHS:
+        return None
+    if path.startswith("/internal/"):
+        return "internal"
+    return "reads" if scope["method"] in ("GET", "HEAD", "OPTIONS") else "writes"
+
+
+def _headers(decision: Decision) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(decision.reset_seconds),
+    }
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        limits: Mapping[str, Sequence[Limit]],
+        *,
+        classify: Classifier = default_groups,
+        trusted_proxies: Sequence[Network] = (),
+        fail_open: bool = True,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.limits = limits
+        self.classify = classify
+        self.trusted_proxies = trusted_proxies
+        self.fail_open = fail_open
+        self.redis_failures = 0  # requests decided without Redis, for /metrics and tests
+        self._failing = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        group = self.classify(scope) if scope["type"] == "http" else None
+        if group is None:
+            await self.app(scope, receive, send)
+            return
+        decision = await self._decide(scope, group)
+        if decision is None:  # Redis could not decide
+            if self.fail_open:
+                await self.app(scope, receive, send)
+                return
+            await problem_response(
+                503,
+                "rate-limiter-unavailable",
+                "Service unavailable",
+                "Try again shortly.",
+                headers={"Retry-After": "1"},
+            )(scope, receive, send)
+            return
+        if not decision.admitted:
+            response = problem_response(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"Slow down: try again in {decision.retry_after} s.",
+                instance=scope["path"],
+                headers={**_headers(decision), "Retry-After": str(decision.retry_after)},
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(_headers(decision))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _subject(self, scope: Scope) -> str:
+        principal = verified_principal(HTTPConnection(scope))
+        if principal is not None:
+            return f"user:{principal.user_id}"
+        return f"ip:{client_ip(scope, self.trusted_proxies)}"
+
+    async def _decide(self, scope: Scope, group: str) -> Decision | None:
+        try:
+            decision = await self.limiter.check(self._subject(scope), group, self.limits[group])
+        except (RedisError, OSError) as exc:
+            self.redis_failures += 1
+            if not self._failing:  # once per outage, not once per request
+                log.error(
+                    "rate limiter cannot reach Redis (%s); %s",
+                    exc,
+                    "admitting" if self.fail_open else "refusing",
+                )
+                self._failing = True
+            return None
+        if self._failing:
+            log.warning("rate limiter reaches Redis again")
+            self._failing = False
+        return decision

@@ -1,0 +1,33 @@
+"""Several instances share one limit: four processes hammering one key admit exactly the limit."""
+
+import contextlib
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_four_processes_admit_exactly_the_limit_between_them(redis_server):
+    prefix, limit, attempts = f"t{uuid.uuid4().hex[:8]}", 50, 100
+    command = [sys.executable, "-m", "tests.e2e.rate_limit_hammer", redis_server.url, prefix, "user:shared"]
+    with contextlib.ExitStack() as stack:
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        processes = [
+            stack.enter_context(subprocess.Popen([*command, str(limit), str(attempts)], **pipes))
+            for _ in range(4)
+        ]
+        # A barrier: every process is connected before any fires.
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.close()
+        outputs = [(process.stdout.read(), process.stderr.read()) for process in processes]  # type: ignore[union-attr]
+        assert [process.wait(timeout=60) for process in processes] == [0, 0, 0, 0], outputs
+    admitted = [int(out) for out, _ in outputs]
+    assert sum(admitted) == limit
+    assert sum(1 for count in admitted if count > 0) >= 2, admitted  # they really competed

@@ -1,0 +1,142 @@
+"""The rate limiter on a real Redis: exact sliding windows, headers, and Redis outages."""
+
+import uuid
+
+import anyio
+import httpx
+import pytest
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from app_product.settings import CatalogSettings
+from shared.config import load_settings
+from shared.devservers import throwaway_redis
+from shared.keys import Keys
+from shared.limits import Limit
+from shared.rate_limit import RateLimiter
+from shared.service_app import build_app
+from tests.conftest import as_user, service_env
+
+
+@pytest.fixture
+async def limiter(redis_server):
+    redis = Redis.from_url(redis_server.url)
+    yield RateLimiter(redis, Keys(f"t{uuid.uuid4().hex[:8]}"))
+    await redis.aclose()
+
+
+async def test_exactly_the_limit_is_admitted(limiter):
+    decisions = [await limiter.check("user:a", "reads", [Limit(5, 60)]) for _ in range(7)]
+    assert [d.admitted for d in decisions] == [True] * 5 + [False] * 2
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0, 0]
+    assert all(d.limit == 5 for d in decisions)
+    assert 58 <= decisions[-1].retry_after <= 60
+    assert decisions[0].retry_after == 0
+
+
+async def test_subjects_and_groups_are_apart(limiter):
+    assert (await limiter.check("user:a", "writes", [Limit(1, 60)])).admitted
+    assert (await limiter.check("user:b", "writes", [Limit(1, 60)])).admitted
+    assert (await limiter.check("user:a", "reads", [Limit(1, 60)])).admitted
+    assert not (await limiter.check("user:a", "writes", [Limit(1, 60)])).admitted
+
+
+async def test_no_window_length_span_ever_holds_more_than_the_limit(limiter):
+    # Hammer across several window edges; judge by the limiter's own (Redis) clock.
+    limit, window_us = 5, 1_000_000
+    admitted = []
+    with anyio.move_on_after(2.5):
+        while True:
+            decision = await limiter.check("user:edge", "reads", [Limit(limit, 1)])
+            if decision.admitted:
+                admitted.append(decision.now_us)
+    assert len(admitted) >= 2 * limit  # the window did slide: more than one window's worth
+    for t in admitted:
+        assert sum(1 for u in admitted if t - window_us < u <= t) <= limit
+
+
+async def test_several_limits_are_checked_together(limiter):
+    limits = [Limit(2, 1), Limit(3, 60)]
+    results = [await limiter.check("user:multi", "writes", limits) for _ in range(3)]
+    assert [r.admitted for r in results] == [True, True, False]  # the per-second limit
+    assert results[2].retry_after == 1
+
+
+async def test_retry_after_is_honest(limiter):
+    assert (await limiter.check("user:retry", "writes", [Limit(1, 1)])).admitted
+    refused = await limiter.check("user:retry", "writes", [Limit(1, 1)])
+    assert not refused.admitted and refused.retry_after == 1
+    # A client obeying Retry-After to the letter is admitted: waiting is the behaviour tested.
+    await anyio.sleep(refused.retry_after)
+    assert (await limiter.check("user:retry", "writes", [Limit(1, 1)])).admitted
+
+
+def small_app(redis_url: str, catalog_db_url: str, **extra: str):
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    env = service_env(
+        catalog_db_url, redis_url, RATE_LIMIT_READS="3/60", REDIS_KEY_PREFIX=f"t{uuid.uuid4().hex[:8]}"
+    )
+    settings = load_settings(CatalogSettings, {**env, **extra})
+    return build_app("test", settings, [Route("/hello", hello)])
+
+
+async def serve(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_middleware_headers_and_429(redis_server, catalog_db_url):
+    app = small_app(redis_server.url, catalog_db_url)
+    alice = as_user("alice-rl")
+    async with app.router.lifespan_context(app), await serve(app) as client:
+        answers = [await client.get("/hello", headers=alice) for _ in range(3)]
+        assert [r.headers["ratelimit-remaining"] for r in answers] == ["2", "1", "0"]
+        assert answers[0].headers["ratelimit-limit"] == "3"
+        assert 0 < int(answers[0].headers["ratelimit-reset"]) <= 60
+        refused = await client.get("/hello", headers=alice)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["ratelimit-remaining"] == "0"
+        # Another user, and anonymous callers (keyed by IP), have their own windows.
+        assert (await client.get("/hello", headers=as_user("bob-rl"))).status_code == 200
+        assert (await client.get("/hello")).status_code == 200
+        # Health checks are never limited.
+        assert [(await client.get("/health")).status_code for _ in range(5)] == [200] * 5
+
+
+async def test_forwarded_for_counts_only_through_a_trusted_proxy(redis_server, catalog_db_url):
+    for trusted, expected in (("127.0.0.1", [200] * 4), ("", [200, 200, 200, 429])):
+        app = small_app(redis_server.url, catalog_db_url, TRUSTED_PROXIES=trusted)
+        async with app.router.lifespan_context(app), await serve(app) as client:
+            statuses = [
+                (await client.get("/hello", headers={"X-Forwarded-For": f"198.51.100.{i}"})).status_code
+                for i in range(4)
+            ]
+        assert statuses == expected, trusted
+
+
+async def test_redis_down_fails_open_and_limiting_resumes(catalog_db_url):
+    with throwaway_redis() as redis:
+        app = small_app(redis.url, catalog_db_url, REDIS_CONNECT_TIMEOUT="0.2", REDIS_SOCKET_TIMEOUT="0.2")
+        alice = as_user("alice-outage")
+        async with app.router.lifespan_context(app), await serve(app) as client:
+            assert (await client.get("/hello", headers=alice)).status_code == 200
+            redis.stop()
+            assert [(await client.get("/hello", headers=alice)).status_code for _ in range(5)] == [200] * 5
+            redis.start()  # same port; this server kept nothing, so the window starts afresh
+            statuses = [(await client.get("/hello", headers=alice)).status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+
+
+async def test_redis_down_fails_closed_when_configured(catalog_db_url):
+    with throwaway_redis() as redis:
+        app = small_app(redis.url, catalog_db_url, RATE_LIMIT_FAIL_OPEN="false", REDIS_CONNECT_TIMEOUT="0.2")
+        async with app.router.lifespan_context(app), await serve(app) as client:
+            redis.stop()
+            refused = await client.get("/hello")
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "1"

@@ -1,0 +1,53 @@
+import ipaddress
+
+import pytest
+
+from shared.limits import Limit, parse_limits, parse_networks
+from shared.rate_limit import client_ip
+
+
+def test_limits_parse():
+    assert parse_limits("600/60") == (Limit(600, 60),)
+    assert parse_limits(" 600/60 , 20/1 ") == (Limit(600, 60), Limit(20, 1))
+
+
+@pytest.mark.parametrize("spec", ["", "600", "0/60", "60/0", "a/b", "600/60,10/60", "-1/60", "1.5/60"])
+def test_bad_limits_are_refused(spec):
+    with pytest.raises(ValueError):
+        parse_limits(spec)
+
+
+def test_networks_parse():
+    assert parse_networks("") == ()
+    assert parse_networks("10.0.0.0/8, 192.168.1.5") == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.5/32"),
+    )
+    with pytest.raises(ValueError):
+        parse_networks("10.0.0.0/8,proxy.internal")
+
+
+def scope(peer: str, forwarded: str | None = None) -> dict:
+    headers = [] if forwarded is None else [(b"x-forwarded-for", forwarded.encode())]
+    return {"type": "http", "client": (peer, 5000), "headers": headers}
+
+
+def test_forwarded_for_is_ignored_from_untrusted_peers():
+    assert client_ip(scope("203.0.113.9", "1.2.3.4"), ()) == "203.0.113.9"
+    assert client_ip(scope("203.0.113.9", "1.2.3.4"), parse_networks("10.0.0.0/8")) == "203.0.113.9"
+
+
+def test_the_nearest_untrusted_hop_is_the_client():
+    trusted = parse_networks("10.0.0.0/8")
+    # A client can write anything at the left of the header; only the hops our proxies add count.
+    assert client_ip(scope("10.0.0.2", "6.6.6.6, 198.51.100.7, 10.0.0.1"), trusted) == "198.51.100.7"
+    assert client_ip(scope("10.0.0.2", "10.0.0.9"), trusted) == "10.0.0.2"
+    assert client_ip(scope("10.0.0.2"), trusted) == "10.0.0.2"
+
+
+def test_bad_rate_limit_setting_names_the_variable():
+    from shared.config import Settings, SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(Settings, {"ENV": "development", "RATE_LIMIT_WRITES": "lots"})
+    assert caught.value.variable == "RATE_LIMIT_WRITES"
