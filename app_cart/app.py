@@ -15,11 +15,14 @@ from app_cart.cart import Context
 from app_cart.products import ProductClient
 from app_cart.routes import routes
 from app_cart.settings import CartSettings
+from shared.breaker import CircuitBreaker
 from shared.idempotency import prune
+from shared.keys import Keys
 from shared.rate_limit import default_groups
 from shared.service_app import build_app
 
 SERVICE = "cart"
+BREAKER_NAME = "product_service"
 PRUNE_EVERY_SECONDS = 600
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,6 @@ def create_app(
     settings: CartSettings, catalog_transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
     """`catalog_transport` lets tests serve the catalog in-process instead of over the network."""
-    products = ProductClient(
-        settings.catalog_url,
-        connect_timeout=settings.catalog_connect_timeout,
-        read_timeout=settings.catalog_read_timeout,
-        max_connections=settings.catalog_max_connections,
-        transport=catalog_transport,
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,9 +59,20 @@ def create_app(
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
-            await products.aclose()
+            await app.state.cart.products.aclose()
 
     app = build_app(SERVICE, settings, routes, lifespan, rate_limit_groups=rate_limit_groups)
+    breaker = CircuitBreaker(
+        app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()
+    )
+    products = ProductClient(
+        settings.catalog_url,
+        breaker=breaker,
+        connect_timeout=settings.catalog_connect_timeout,
+        read_timeout=settings.catalog_read_timeout,
+        max_connections=settings.catalog_max_connections,
+        transport=catalog_transport,
+    )
     app.state.cart = Context(
         db=app.state.db,
         products=products,

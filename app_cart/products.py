@@ -1,20 +1,25 @@
 """How the cart reads products: the catalog's batch endpoint, one request for a whole cart.
 
 One pooled `httpx.AsyncClient` per process (opened in the app's lifespan), with connect and read
-timeouts from settings. A catalog that cannot be reached (connection error, timeout, 5xx, a body
-that is not what the catalog sends) raises `CatalogUnavailable`, a 503 problem. `get_many` is the
-one place reads go through: the Redis cache and the circuit breaker wrap it.
+timeouts from settings. Every request asks the shared circuit breaker first and reports how it
+went (connection errors, timeouts and 5xx are failures; other 4xx are ignored: the catalog works).
+A catalog that cannot be reached, or a breaker that is open, raises `CatalogUnavailable`, a 503
+problem (with Retry-After when the breaker says how long). `get_many` is the one place reads go
+through; the Redis cache wraps it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 
 import httpx
 import msgspec
 
+from shared.breaker import BreakerOpen, CircuitBreaker, Outcome
 from shared.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,11 +54,13 @@ class ProductClient:
         self,
         base_url: str,
         *,
+        breaker: CircuitBreaker,
         connect_timeout: float,
         read_timeout: float,
         max_connections: int,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._breaker = breaker
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits, transport=transport)
@@ -76,13 +83,28 @@ class ProductClient:
 
     async def _fetch(self, ids: list[int]) -> list[CatalogProduct]:
         try:
+            permit = await self._breaker.acquire()
+        except BreakerOpen as refused:
+            seconds = max(1, math.ceil(refused.retry_after))
+            raise CatalogUnavailable(
+                f"The catalog is failing; try again in {seconds} s.",
+                headers={"Retry-After": str(seconds)},
+                retry_after=seconds,
+            ) from None
+        started = time.perf_counter()
+        try:
             response = await self._http.get("/api/products", params={"ids": ",".join(map(str, ids))})
         except httpx.HTTPError as exc:
+            await self._breaker.report(permit, Outcome.FAILURE, time.perf_counter() - started)
             log.warning("catalog request failed: %s: %s", type(exc).__name__, exc)
             raise CatalogUnavailable("The catalog did not answer; try again shortly.") from None
+        elapsed = time.perf_counter() - started
         if response.status_code != 200:
+            failed = response.status_code >= 500
+            await self._breaker.report(permit, Outcome.FAILURE if failed else Outcome.IGNORED, elapsed)
             log.warning("catalog answered %s: %s", response.status_code, response.text[:200])
             raise CatalogUnavailable(f"The catalog answered {response.status_code}; try again shortly.")
+        await self._breaker.report(permit, Outcome.SUCCESS, elapsed)
         try:
             return self._decoder.decode(response.content).items
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError

@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
+from shared.breaker import BreakerConfig
 from shared.config import Port, Seconds, Settings
 
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
@@ -25,7 +26,31 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     catalog_read_timeout: Seconds = 2.0
     catalog_max_connections: PoolSize = 100
 
+    # The circuit breaker around the catalog (shared by every cart instance, in Redis).
+    breaker_window_seconds: Seconds = 10.0
+    breaker_bucket_seconds: Seconds = 1.0
+    breaker_min_calls: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 10
+    breaker_failure_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    breaker_slow_call_seconds: Seconds = 2.0
+    breaker_slow_call_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    breaker_recovery_seconds: Seconds = 30.0
+    breaker_half_open_probes: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    breaker_probe_lease_seconds: Seconds = 5.0
+
     max_item_quantity: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
     # The catalog's batch endpoint takes 100 ids, so a whole cart is one request.
     max_cart_items: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
     idempotency_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=7 * 86400)] = 86400
+
+    def breaker_config(self) -> BreakerConfig:
+        return BreakerConfig(
+            window_seconds=self.breaker_window_seconds,
+            bucket_seconds=self.breaker_bucket_seconds,
+            min_calls=self.breaker_min_calls,
+            failure_rate=self.breaker_failure_rate,
+            slow_call_seconds=self.breaker_slow_call_seconds,
+            slow_call_rate=self.breaker_slow_call_rate,
+            recovery_seconds=self.breaker_recovery_seconds,
+            half_open_probes=self.breaker_half_open_probes,
+            probe_lease_seconds=self.breaker_probe_lease_seconds,
+        )

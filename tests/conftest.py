@@ -79,6 +79,9 @@ def unique() -> Callable[[str], str]:
 def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     return {
         "ENV": "test",
+        # Every app a test starts has Redis keys of its own (breaker state, limits, cache),
+        # unless the test passes one prefix to several apps.
+        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "JWT_SECRET": TEST_JWT_SECRET,
@@ -90,8 +93,16 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
 
 
 @pytest.fixture
-def catalog_settings(catalog_db_url: str, redis_server: RedisServer) -> CatalogSettings:
-    return load_settings(CatalogSettings, service_env(catalog_db_url, redis_server.url))
+def key_prefix() -> str:
+    """The Redis key prefix this test's catalog and cart share (so they share a cache)."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def catalog_settings(catalog_db_url: str, redis_server: RedisServer, key_prefix: str) -> CatalogSettings:
+    return load_settings(
+        CatalogSettings, service_env(catalog_db_url, redis_server.url, REDIS_KEY_PREFIX=key_prefix)
+    )
 
 
 @pytest.fixture
@@ -118,9 +129,11 @@ def cart_db_url(postgres: PostgresServer) -> str:
 
 
 @pytest.fixture
-def cart_env(cart_db_url: str, redis_server: RedisServer) -> dict[str, str]:
+def cart_env(cart_db_url: str, redis_server: RedisServer, key_prefix: str) -> dict[str, str]:
     """The cart's environment; a test may change it before asking for `cart`."""
-    return service_env(cart_db_url, redis_server.url, CATALOG_URL="http://catalog")
+    return service_env(
+        cart_db_url, redis_server.url, CATALOG_URL="http://catalog", REDIS_KEY_PREFIX=key_prefix
+    )
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """`python -m tests.e2e.rate_limit_hammer REDIS_URL PREFIX SUBJECT LIMIT ATTEMPTS`: one process
 of the multi-instance rate-limit test. Connects, prints "ready", waits for a line on stdin (so
-all processes start together), fires its attempts at once, prints how many were admitted."""
+all processes start together), makes its attempts from 10 concurrent workers, and prints how
+many were admitted."""
 
 import asyncio
 import sys

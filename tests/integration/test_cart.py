@@ -271,3 +271,34 @@ async def test_one_user_cannot_see_or_touch_another_users_cart(cart, new_product
     ).status_code == 404
     await cart.delete("/api/cart", headers=mallory)
     assert await cart_of(cart, alice) == alices_cart
+
+
+class CountingDeadCatalog(DeadCatalog):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return await super().handle_async_request(request)
+
+
+async def test_an_open_breaker_answers_503_with_retry_after_without_calling_the_catalog(
+    cart, cart_env, user, new_product
+):
+    product = await new_product(stock=5)
+    assert (await add(cart, user, product["id"])).status_code == 200
+    dead = CountingDeadCatalog()
+    env = {**cart_env, "BREAKER_MIN_CALLS": "3", "BREAKER_RECOVERY_SECONDS": "60"}
+    async with serve_cart(env, dead) as (_, failing):
+        # With the successful add above, two failures make 2 of 3 calls: the breaker opens.
+        for _ in range(2):
+            assert (await add(failing, user, product["id"])).status_code == 503
+        assert dead.calls == 2
+        refused = await add(failing, user, product["id"])
+        assert refused.status_code == 503
+        assert 50 <= int(refused.headers["retry-after"]) <= 60
+        assert dead.calls == 2  # the breaker answered; the catalog was not called
+        body = await cart_of(failing, user)  # reads still work, from what the cart last saw
+        assert body["stale"] is True and [i["quantity"] for i in body["items"]] == [1]
+    # The breaker lives in Redis: the healthy app sharing the prefix sees it open too.
+    assert (await add(cart, user, product["id"])).status_code == 503
