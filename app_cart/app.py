@@ -18,6 +18,7 @@ from app_cart.settings import CartSettings
 from shared.breaker import CircuitBreaker
 from shared.idempotency import prune
 from shared.keys import Keys
+from shared.product_cache import ProductCache
 from shared.rate_limit import default_groups
 from shared.service_app import build_app
 
@@ -68,6 +69,7 @@ def create_app(
     products = ProductClient(
         settings.catalog_url,
         breaker=breaker,
+        cache=ProductCache(app.state.redis, Keys(settings.redis_key_prefix), settings.cache_config()),
         connect_timeout=settings.catalog_connect_timeout,
         read_timeout=settings.catalog_read_timeout,
         max_connections=settings.catalog_max_connections,

@@ -20,11 +20,12 @@ from databases import Database
 
 from app_cart import pricing, repo
 from app_cart.pricing import Refusal
-from app_cart.products import CatalogProduct, CatalogUnavailable, ProductClient
+from app_cart.products import CatalogProduct, ProductClient
 from app_cart.schemas import CODE_PATTERN, AddItem, CartView
 from app_cart.view import cart_view, promo_terms, unavailable_reason
 from shared.errors import FieldError, NotFound, Problem, ValidationFailed
 from shared.idempotency import Reply
+from shared.product_cache import Lookup
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,9 @@ def check_quantity_limit(ctx: Context, quantity: int) -> None:
         )
 
 
-async def current_products(ctx: Context, ids: Iterable[int]) -> dict[int, CatalogProduct] | None:
-    """The catalog's data for `ids`; None when it cannot be reached (the caller shows stale data)."""
-    ids = list(ids)
-    if not ids:
-        return {}
-    try:
-        return await ctx.products.get_many(ids)
-    except CatalogUnavailable:
-        log.warning("catalog unreachable; serving last known product data")
-        return None
+async def current_products(ctx: Context, ids: Iterable[int]) -> Lookup:
+    """What is known of `ids` for showing them: current, or last known and marked stale."""
+    return await ctx.products.lookup(ids)
 
 
 async def get_cart(ctx: Context, user_id: str) -> CartView:
@@ -188,8 +182,8 @@ async def apply_promo(ctx: Context, user_id: str, raw_code: str) -> Reply:
         raise refused(Refusal.UNKNOWN, code)
     rows = await repo.cart_rows(ctx.db, user_id)
     ids = [row["product_id"] for row in rows if row["product_id"] is not None]
-    # The minimum is judged on current prices: no stale fallback here.
-    subtotal = cart_view(rows, await ctx.products.get_many(ids) if ids else {}).subtotal
+    # The minimum is judged on current prices, from the catalog itself.
+    subtotal = cart_view(rows, Lookup(found=await ctx.products.get_many(ids))).subtotal
     reason = pricing.refusal(promo_terms(promo, is_active=promo["is_active"]), promo["now"], subtotal)
     if reason is not None:
         raise refused(reason, code)

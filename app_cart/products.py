@@ -4,8 +4,9 @@ One pooled `httpx.AsyncClient` per process (opened in the app's lifespan), with 
 timeouts from settings. Every request asks the shared circuit breaker first and reports how it
 went (connection errors, timeouts and 5xx are failures; other 4xx are ignored: the catalog works).
 A catalog that cannot be reached, or a breaker that is open, raises `CatalogUnavailable`, a 503
-problem (with Retry-After when the breaker says how long). `get_many` is the one place reads go
-through; the Redis cache wraps it.
+problem (with Retry-After when the breaker says how long). Reads go through the Redis product
+cache (`shared.product_cache`): `lookup`, for what a shopper sees (stale data allowed, marked).
+Writes use `get`/`get_many`: current data from the catalog (refreshing the cache), or a 503.
 """
 
 from __future__ import annotations
@@ -14,30 +15,20 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from decimal import Decimal
 
 import httpx
 import msgspec
 
 from shared.breaker import BreakerOpen, CircuitBreaker, Outcome
 from shared.errors import ServiceUnavailable
+from shared.product_cache import Lookup, ProductCache, ProductData
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100  # the catalog's limit for ?ids=
 
 
-class CatalogProduct(msgspec.Struct, frozen=True, kw_only=True):
-    """What the cart needs of a product. Other fields the catalog sends are ignored, so the
-    catalog can grow without breaking the cart."""
-
-    id: int
-    name: str
-    price: Decimal
-    stock: int
-    is_active: bool
-    category_name: str | None
-    version: int
+CatalogProduct = ProductData
 
 
 class _Batch(msgspec.Struct):
@@ -58,9 +49,11 @@ class ProductClient:
         connect_timeout: float,
         read_timeout: float,
         max_connections: int,
+        cache: ProductCache,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._breaker = breaker
+        self._cache = cache
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits, transport=transport)
@@ -69,17 +62,25 @@ class ProductClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def lookup(self, ids: Iterable[int]) -> Lookup:
+        """What is known of `ids`, through the cache; for reads, which may show stale data."""
+        return await self._cache.get_many(ids, self._fetch_all)
+
     async def get_many(self, ids: Iterable[int]) -> dict[int, CatalogProduct]:
-        """The products named by `ids` that exist, by id; absent ids are simply not in the result."""
-        wanted = sorted(set(ids))
-        found: dict[int, CatalogProduct] = {}
-        for start in range(0, len(wanted), BATCH_SIZE):
-            for product in await self._fetch(wanted[start : start + BATCH_SIZE]):
-                found[product.id] = product
-        return found
+        """Current data for `ids` (absent ids do not exist), from the catalog itself; for writes,
+        which check stock and must not act on a cached copy. CatalogUnavailable (a 503, with
+        Retry-After while the breaker is open) if the catalog cannot answer."""
+        return await self._cache.refresh(ids, self._fetch_all)
 
     async def get(self, product_id: int) -> CatalogProduct | None:
         return (await self.get_many([product_id])).get(product_id)
+
+    async def _fetch_all(self, ids: list[int]) -> dict[int, CatalogProduct]:
+        found: dict[int, CatalogProduct] = {}
+        for start in range(0, len(ids), BATCH_SIZE):
+            for product in await self._fetch(ids[start : start + BATCH_SIZE]):
+                found[product.id] = product
+        return found
 
     async def _fetch(self, ids: list[int]) -> list[CatalogProduct]:
         try:

@@ -8,6 +8,7 @@ import msgspec
 
 from shared.breaker import BreakerConfig
 from shared.config import Port, Seconds, Settings
+from shared.product_cache import CacheConfig
 
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
@@ -37,6 +38,12 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     breaker_half_open_probes: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
     breaker_probe_lease_seconds: Seconds = 5.0
 
+    # The Redis product cache (see shared/product_cache.py).
+    cache_ttl_seconds: Seconds = 300.0
+    cache_stale_seconds: Annotated[float, msgspec.Meta(gt=0, le=30 * 86400)] = 86400.0
+    cache_negative_ttl_seconds: Seconds = 30.0
+    cache_lock_seconds: Seconds = 3.0
+
     max_item_quantity: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
     # The catalog's batch endpoint takes 100 ids, so a whole cart is one request.
     max_cart_items: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
@@ -53,4 +60,12 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
             recovery_seconds=self.breaker_recovery_seconds,
             half_open_probes=self.breaker_half_open_probes,
             probe_lease_seconds=self.breaker_probe_lease_seconds,
+        )
+
+    def cache_config(self) -> CacheConfig:
+        return CacheConfig(
+            ttl_seconds=self.cache_ttl_seconds,
+            stale_seconds=self.cache_stale_seconds,
+            negative_ttl_seconds=self.cache_negative_ttl_seconds,
+            lock_seconds=self.cache_lock_seconds,
         )

@@ -1,8 +1,9 @@
 """What a shopper sees: cart and wishlist rows joined with the products' current state.
 
 With current catalog data an item shows the current price and whether it can be bought now.
-Without it (the catalog cannot be reached) it shows the last data the cart saw, marked
-`stale`, so the cart still opens. Unavailable items stay listed but count in no total.
+When the catalog cannot be reached it shows the last data known, marked `stale`: the cache's
+expired entry, or else the snapshot the item row keeps. So the cart still opens. Unavailable
+items stay listed but count in no total.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from app_cart import pricing
 from app_cart.products import CatalogProduct
 from app_cart.schemas import CartItemView, CartView, PromoView, WishlistItemView, WishlistView
+from shared.product_cache import Lookup
 
 Row = Mapping[str, Any]
-Products = Mapping[int, CatalogProduct]
 
 
 def unavailable_reason(product: CatalogProduct | None, quantity: int) -> str | None:
@@ -33,34 +34,42 @@ def unavailable_reason(product: CatalogProduct | None, quantity: int) -> str | N
     return None
 
 
-def _current(
-    row: Row, products: Products | None, quantity: int
-) -> tuple[str, str | None, Decimal, str | None]:
-    """(name, category name, unit price, unavailable reason) now, or as last seen if stale."""
-    if products is None:
-        reason = None if row["is_available"] else "unavailable"
-        return row["product_name"], row["category_name"], row["current_price"], reason
-    product = products.get(row["product_id"])
+class _Current(NamedTuple):
+    name: str
+    category_name: str | None
+    price: Decimal
+    unavailable_reason: str | None
+    stale: bool
+
+
+def _current(row: Row, lookup: Lookup, quantity: int) -> _Current:
+    """The product as the catalog has it now, or as last known if the catalog cannot say."""
+    product_id = row["product_id"]
+    snapshot = (row["product_name"], row["category_name"], row["current_price"])
+    if product_id in lookup.unknown:  # neither catalog nor cache could say: the row's snapshot
+        return _Current(*snapshot, None if row["is_available"] else "unavailable", True)
+    product = lookup.found.get(product_id)
     if product is None:
-        return row["product_name"], row["category_name"], row["current_price"], "deleted"
-    return product.name, product.category_name, product.price, unavailable_reason(product, quantity)
+        return _Current(*snapshot, "deleted", False)
+    reason = unavailable_reason(product, quantity)
+    return _Current(product.name, product.category_name, product.price, reason, product_id in lookup.stale)
 
 
-def _cart_item(row: Row, products: Products | None) -> CartItemView:
+def _cart_item(row: Row, lookup: Lookup) -> CartItemView:
     quantity = row["quantity"]
-    name, category_name, price, reason = _current(row, products, quantity)
+    now = _current(row, lookup, quantity)
     return CartItemView(
         product_id=row["product_id"],
-        name=name,
-        category_name=category_name,
+        name=now.name,
+        category_name=now.category_name,
         quantity=quantity,
-        unit_price=price,
+        unit_price=now.price,
         price_when_added=row["price_when_added"],
-        price_changed=price != row["price_when_added"],
-        available=reason is None,
-        unavailable_reason=reason,
-        line_total=pricing.line_total(price, quantity),
-        stale=products is None,
+        price_changed=now.price != row["price_when_added"],
+        available=now.unavailable_reason is None,
+        unavailable_reason=now.unavailable_reason,
+        line_total=pricing.line_total(now.price, quantity),
+        stale=now.stale,
     )
 
 
@@ -91,9 +100,9 @@ def _promo(row: Row, now: datetime, subtotal: Decimal) -> PromoView:
     )
 
 
-def cart_view(rows: Sequence[Row], products: Products | None) -> CartView:
-    """`rows` from repo.cart_rows; `products` the catalog's current data, None if unreachable."""
-    items = [_cart_item(row, products) for row in rows if row["product_id"] is not None]
+def cart_view(rows: Sequence[Row], lookup: Lookup) -> CartView:
+    """`rows` from repo.cart_rows; `lookup` what the catalog (or its cache) says of their products."""
+    items = [_cart_item(row, lookup) for row in rows if row["product_id"] is not None]
     subtotal = sum((item.line_total for item in items if item.available), pricing.ZERO)
     promo = _promo(rows[0], rows[0]["now"], subtotal) if rows and rows[0]["code"] is not None else None
     discount = promo.discount if promo is not None else pricing.ZERO
@@ -104,26 +113,26 @@ def cart_view(rows: Sequence[Row], products: Products | None) -> CartView:
         discount=discount,
         total=subtotal - discount,
         promo=promo,
-        stale=products is None,
+        stale=any(item.stale for item in items),
     )
 
 
-def wishlist_view(rows: Sequence[Row], products: Products | None) -> WishlistView:
+def wishlist_view(rows: Sequence[Row], lookup: Lookup) -> WishlistView:
     items = []
     for row in rows:
-        name, category_name, price, reason = _current(row, products, quantity=1)
+        now = _current(row, lookup, quantity=1)
         items.append(
             WishlistItemView(
                 product_id=row["product_id"],
-                name=name,
-                category_name=category_name,
-                price=price,
+                name=now.name,
+                category_name=now.category_name,
+                price=now.price,
                 price_when_added=row["price_when_added"],
-                price_changed=price != row["price_when_added"],
-                available=reason is None,
-                unavailable_reason=reason,
+                price_changed=now.price != row["price_when_added"],
+                available=now.unavailable_reason is None,
+                unavailable_reason=now.unavailable_reason,
                 added_at=row["added_at"],
-                stale=products is None,
+                stale=now.stale,
             )
         )
     return WishlistView(items=items)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.types import Scope
 
 from app_product.routes import routes
+from app_product.service import Catalog
 from app_product.settings import CatalogSettings
+from shared.db import create_database
+from shared.keys import Keys
+from shared.product_cache import ProductInvalidator
 from shared.rate_limit import default_groups
+from shared.redis_conn import create_redis
 from shared.service_app import build_app
 
 SERVICE = "catalog"
@@ -20,4 +29,22 @@ def rate_limit_groups(scope: Scope) -> str | None:
 
 
 def create_app(settings: CatalogSettings) -> Starlette:
-    return build_app(SERVICE, settings, routes, rate_limit_groups=rate_limit_groups)
+    app = build_app(SERVICE, settings, routes, rate_limit_groups=rate_limit_groups)
+    app.state.catalog = Catalog(app.state.db, invalidator(app.state.redis, settings))
+    return app
+
+
+def invalidator(redis: Redis, settings: CatalogSettings) -> ProductInvalidator:
+    return ProductInvalidator(redis, Keys(settings.redis_key_prefix), settings.cache_tombstone_seconds)
+
+
+@contextlib.asynccontextmanager
+async def open_catalog(settings: CatalogSettings) -> AsyncIterator[Catalog]:
+    """The catalog's pools outside the web app (scripts: demo data, reconcile)."""
+    db, redis = create_database(settings), create_redis(settings)
+    await db.connect()
+    try:
+        yield Catalog(db, invalidator(redis, settings))
+    finally:
+        await db.disconnect()
+        await redis.aclose()

@@ -13,10 +13,11 @@ from decimal import Decimal
 from databases import Database
 
 from app_product import repo, service
+from app_product.app import open_catalog
 from app_product.schemas import CategoryCreate, ProductCreate
+from app_product.service import Catalog
 from app_product.settings import CatalogSettings
 from shared.config import SettingsError, load_settings
-from shared.db import create_database
 from shared.errors import Conflict
 
 CATEGORIES = {
@@ -56,15 +57,15 @@ def _product(index: int, category_id: int, kinds: list[str]) -> ProductCreate:
     )
 
 
-async def load(db: Database) -> int:
+async def load(catalog: Catalog) -> int:
     """Create what is missing; return how many products were created."""
-    ids = await _category_ids(db)
+    ids = await _category_ids(catalog.db)
     names = list(CATEGORIES)
     created = 0
     for index in range(1, PRODUCTS + 1):
         name = names[index % len(names)]
         try:
-            await service.create_product(db, _product(index, ids[name], CATEGORIES[name]))
+            await service.create_product(catalog, _product(index, ids[name], CATEGORIES[name]))
         except Conflict:
             continue  # already loaded by an earlier run
         created += 1
@@ -72,12 +73,8 @@ async def load(db: Database) -> int:
 
 
 async def run(settings: CatalogSettings) -> None:
-    db = create_database(settings)
-    await db.connect()
-    try:
-        created = await load(db)
-    finally:
-        await db.disconnect()
+    async with open_catalog(settings) as catalog:
+        created = await load(catalog)
     print(f"demo data: {len(CATEGORIES)} categories, {created} new product(s) of {PRODUCTS}")
 
 

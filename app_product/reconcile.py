@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from databases import Database
-
 from app_product import repo
+from app_product.app import open_catalog
+from app_product.service import Catalog
 from app_product.settings import CatalogSettings
 from shared.config import SettingsError, load_settings
-from shared.db import create_database
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,8 @@ def describe(row: Mapping[str, Any]) -> str:
     return f"{product}: category_name {row['category_name']!r}, but {category}"
 
 
-async def repair(db: Database) -> Repair:
+async def repair(catalog: Catalog) -> Repair:
+    db = catalog.db
     async with db.transaction():
         # Without this lock a rename committing mid-repair could be overwritten with the old
         # name; with it, renames wait, and the updates below (new snapshots) see every
@@ -46,14 +46,13 @@ async def repair(db: Database) -> Repair:
         await repo.lock_all_categories(db)
         names = await repo.fix_stale_category_names(db)
         detached = await repo.detach_missing_categories(db)
-    return Repair(names_refreshed=names, detached=detached)
+    await catalog.products_changed([*names, *detached])
+    return Repair(names_refreshed=len(names), detached=len(detached))
 
 
 async def run(settings: CatalogSettings, fix: bool) -> int:
-    db = create_database(settings)
-    await db.connect()
-    try:
-        drift = await repo.find_drift(db)
+    async with open_catalog(settings) as catalog:
+        drift = await repo.find_drift(catalog.db)
         for row in drift:
             print(describe(row))
         if not drift:
@@ -62,11 +61,9 @@ async def run(settings: CatalogSettings, fix: bool) -> int:
         if not fix:
             print(f"{len(drift)} product(s) drifted; run with --fix to repair")
             return 1
-        done = await repair(db)
+        done = await repair(catalog)
         print(f"repaired: {done.names_refreshed} name(s) refreshed, {done.detached} product(s) uncategorised")
         return 0
-    finally:
-        await db.disconnect()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,18 +82,15 @@ async def update_category(
     )
 
 
-async def rename_category_in_products(db: Database, category_id: int, name: str) -> int:
-    """Refresh the denormalised name; the product's own version is left alone, as its editable
-    state did not change (the catalog's events carry the category change separately)."""
-    row = await db.fetch_one(
-        "WITH changed AS ("
-        " UPDATE products SET category_name = :name"
-        " WHERE category_id = :id AND category_name IS DISTINCT FROM :name RETURNING 1)"
-        " SELECT count(*) AS n FROM changed",
+async def rename_category_in_products(db: Database, category_id: int, name: str) -> list[tuple[int, int]]:
+    """Refresh the denormalised name; each product changed is a new version of it (its
+    representation changed, and caches key their freshness on versions). Returns (id, version)."""
+    rows = await db.fetch_all(
+        "UPDATE products SET category_name = :name, version = version + 1, updated_at = now()"
+        " WHERE category_id = :id AND category_name IS DISTINCT FROM :name RETURNING id, version",
         {"id": category_id, "name": name},
     )
-    assert row is not None
-    return int(row._mapping["n"])
+    return [(row["id"], row["version"]) for row in rows]
 
 
 async def count_products_in_category(db: Database, category_id: int) -> int:
@@ -210,27 +207,22 @@ async def lock_all_categories(db: Database) -> None:
     await db.execute("SELECT id FROM categories FOR SHARE")
 
 
-async def fix_stale_category_names(db: Database) -> int:
-    row = await db.fetch_one(
-        "WITH fixed AS ("
-        " UPDATE products p SET category_name = c.name FROM categories c"
-        " WHERE c.id = p.category_id AND p.category_name IS DISTINCT FROM c.name RETURNING 1)"
-        " SELECT count(*) AS n FROM fixed"
+async def fix_stale_category_names(db: Database) -> list[tuple[int, int]]:
+    """Refresh drifted names (a new version of each product); returns (id, version)."""
+    rows = await db.fetch_all(
+        "UPDATE products p SET category_name = c.name, version = p.version + 1, updated_at = now()"
+        " FROM categories c WHERE c.id = p.category_id AND p.category_name IS DISTINCT FROM c.name"
+        " RETURNING p.id, p.version"
     )
-    assert row is not None
-    return int(row._mapping["n"])
+    return [(row["id"], row["version"]) for row in rows]
 
 
-async def detach_missing_categories(db: Database) -> int:
-    """Products naming a category that no longer exists become uncategorised (a real change
-    to the product, so its version moves)."""
-    row = await db.fetch_one(
-        "WITH fixed AS ("
-        " UPDATE products p SET category_id = NULL, category_name = NULL,"
+async def detach_missing_categories(db: Database) -> list[tuple[int, int]]:
+    """Products naming a category that no longer exists become uncategorised; (id, version)."""
+    rows = await db.fetch_all(
+        "UPDATE products p SET category_id = NULL, category_name = NULL,"
         " version = version + 1, updated_at = now()"
         " WHERE p.category_id IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM categories c WHERE c.id = p.category_id) RETURNING 1)"
-        " SELECT count(*) AS n FROM fixed"
+        " AND NOT EXISTS (SELECT 1 FROM categories c WHERE c.id = p.category_id) RETURNING p.id, p.version"
     )
-    assert row is not None
-    return int(row._mapping["n"])
+    return [(row["id"], row["version"]) for row in rows]

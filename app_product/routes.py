@@ -25,6 +25,12 @@ from shared.versioning import etag, expected_version, required_version
 ADMIN = "admin"
 
 
+def catalog(request: Request) -> service.Catalog:
+    """What writes need (the database and the cache invalidator), wired by app.py."""
+    ctx: service.Catalog = request.app.state.catalog
+    return ctx
+
+
 class Categories(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         query = parse_query(request, CategoryQuery)
@@ -48,7 +54,7 @@ class CategoryItem(HTTPEndpoint):
         body = await read_json(request, CategoryPatch)
         expected = required_version(request, body.version)
         category_id = path_id(request, "category")
-        category = await service.update_category(database(request), category_id, body, expected)
+        category = await service.update_category(catalog(request), category_id, body, expected)
         return json_response(category, headers={"ETag": etag(category.version)})
 
     async def delete(self, request: Request) -> Response:
@@ -67,7 +73,7 @@ class Products(HTTPEndpoint):
     async def post(self, request: Request) -> Response:
         require_role(request, ADMIN)
         body = await read_json(request, ProductCreate)
-        product = await service.create_product(database(request), body)
+        product = await service.create_product(catalog(request), body)
         headers = {"Location": f"/api/products/{product.id}", "ETag": etag(product.version)}
         return json_response(product, status_code=201, headers=headers)
 
@@ -81,14 +87,14 @@ class ProductItem(HTTPEndpoint):
         require_role(request, ADMIN)
         body = await read_json(request, ProductPatch)
         expected = required_version(request, body.version)
-        product = await service.update_product(database(request), path_id(request, "product"), body, expected)
+        product = await service.update_product(catalog(request), path_id(request, "product"), body, expected)
         return json_response(product, headers={"ETag": etag(product.version)})
 
     async def delete(self, request: Request) -> Response:
         require_role(request, ADMIN)
         query = parse_query(request, VersionQuery)
         expected = expected_version(request, query.version)
-        await service.delete_product(database(request), path_id(request, "product"), expected)
+        await service.delete_product(catalog(request), path_id(request, "product"), expected)
         return Response(status_code=204)
 
 

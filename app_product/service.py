@@ -11,6 +11,8 @@ Concurrency, in READ COMMITTED (PostgreSQL's default):
 - Renaming a category updates the row (a lock that conflicts with `FOR SHARE`) and then its
   products' `category_name` in the same transaction, so a concurrent product write either
   reads the new name or is already committed and included in the rename's update.
+- After each commit the changed products are invalidated in the cart's product cache, before
+  the answer is sent (`Catalog.products_changed`); a rename changes its products' versions.
 - Updates are compare-and-set on `version` (`UPDATE ... WHERE version = :expected`): of two
   concurrent writers expecting the same version, the second's UPDATE waits on the row lock,
   re-checks the condition against the committed row, matches nothing, and gets a conflict.
@@ -19,6 +21,8 @@ Concurrency, in READ COMMITTED (PostgreSQL's default):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -41,8 +45,22 @@ from app_product.schemas import (
 )
 from shared.errors import Conflict, FieldError, InvalidQuery, NotFound, ValidationFailed
 from shared.pagination import decode_cursor, page
+from shared.product_cache import ProductInvalidator
 from shared.types import MAX_BIGINT, set_fields
 from shared.versioning import ExpectedVersion
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What catalog writes need: the database, and the cache to tell about changed products."""
+
+    db: Database
+    invalidator: ProductInvalidator
+
+    async def products_changed(self, versions: Sequence[tuple[int, int]], *, deleted: bool = False) -> None:
+        """After the commit, before the answer: so no cart is served the old product from cache
+        once the writer has been told the change is done."""
+        await self.invalidator.changed(versions, deleted=deleted)
 
 
 def _duplicate(exc: asyncpg.UniqueViolationError, values: dict[str, Any]) -> Conflict:
@@ -90,8 +108,9 @@ async def create_category(db: Database, body: CategoryCreate) -> Category:
 
 
 async def update_category(
-    db: Database, category_id: int, patch: CategoryPatch, expected: ExpectedVersion
+    catalog: Catalog, category_id: int, patch: CategoryPatch, expected: ExpectedVersion
 ) -> Category:
+    db, renamed = catalog.db, []
     changed = set_fields(patch)
     if not changed:
         raise _no_changes()
@@ -101,9 +120,10 @@ async def update_category(
             if row is None:
                 raise await _category_missing_or_stale(db, category_id, expected)
             if "name" in changed:
-                await repo.rename_category_in_products(db, category_id, row["name"])
+                renamed = await repo.rename_category_in_products(db, category_id, row["name"])
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, changed) from None
+    await catalog.products_changed(renamed)
     return Category(**row)
 
 
@@ -201,7 +221,8 @@ async def _category_name(db: Database, category_id: int | None) -> str | None:
     return str(category["name"])
 
 
-async def create_product(db: Database, body: ProductCreate) -> Product:
+async def create_product(catalog: Catalog, body: ProductCreate) -> Product:
+    db = catalog.db
     values = {
         "sku": body.sku,
         "name": body.name,
@@ -217,12 +238,15 @@ async def create_product(db: Database, body: ProductCreate) -> Product:
             row = await repo.insert_product(db, values)
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, values) from None
+    # A cart may have cached "no such product" for this id (a 404 is cached briefly).
+    await catalog.products_changed([(row["id"], row["version"])])
     return _product(row)
 
 
 async def update_product(
-    db: Database, product_id: int, patch: ProductPatch, expected: ExpectedVersion
+    catalog: Catalog, product_id: int, patch: ProductPatch, expected: ExpectedVersion
 ) -> Product:
+    db = catalog.db
     changed = set_fields(patch)
     if not changed:
         raise _no_changes()
@@ -240,10 +264,12 @@ async def update_product(
                 raise expected.stale(current)
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, changed) from None
+    await catalog.products_changed([(row["id"], row["version"])])
     return _product(row)
 
 
-async def delete_product(db: Database, product_id: int, expected: ExpectedVersion | None) -> None:
+async def delete_product(catalog: Catalog, product_id: int, expected: ExpectedVersion | None) -> None:
+    db = catalog.db
     async with db.transaction():
         deleted = await repo.delete_product(db, product_id, None if expected is None else expected.value)
         if deleted is None:
@@ -252,3 +278,4 @@ async def delete_product(db: Database, product_id: int, expected: ExpectedVersio
                 raise NotFound(f"No product has id {product_id}.")
             assert expected is not None
             raise expected.stale(current)
+    await catalog.products_changed([(deleted["id"], deleted["version"])], deleted=True)

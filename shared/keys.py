@@ -11,6 +11,13 @@ What lives where, and for how long:
   downstream, and losing it would forget that a downstream is failing.
 - `<p>:breaker:{<name>}:probes`: sorted set, half-open probe leases (score: lease expiry);
   expires with its longest lease.
+- `<p>:product:<id>`: string, a cached product (msgspec JSON) or a tombstone; expires after
+  CACHE_STALE_SECONDS (a 404: CACHE_NEGATIVE_TTL; a tombstone: CACHE_TOMBSTONE_SECONDS).
+- `<p>:product:<id>:lock`: string, who is fetching that product; expires after CACHE_LOCK_SECONDS.
+- `<p>:product-invalidations`: pub/sub channel, the ids of changed products ("12,13").
+
+The cache's scripts and MGET span many products, so they assume one Redis (or a proxy that
+keeps them together), not a Cluster; the limiter's and breaker's keys are cluster-safe.
 """
 
 from __future__ import annotations
@@ -28,3 +35,12 @@ class Keys:
 
     def breaker_probes(self, name: str) -> str:
         return f"{self.prefix}:breaker:{{{name}}}:probes"
+
+    def product(self, product_id: int) -> str:
+        return f"{self.prefix}:product:{product_id}"
+
+    def product_lock(self, product_id: int) -> str:
+        return f"{self.prefix}:product:{product_id}:lock"
+
+    def product_invalidations(self) -> str:
+        return f"{self.prefix}:product-invalidations"

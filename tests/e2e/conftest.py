@@ -52,16 +52,23 @@ def running_service(module: str, env: dict[str, str]) -> Iterator[tuple[str, sub
         process.communicate()
 
 
+SHARED_PREFIX = f"e2e{uuid.uuid4().hex[:8]}"  # a catalog and a cart share a cache: one prefix
+
+
 def running_catalog(
     database_url: str, redis_url: str
 ) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
-    return running_service("app_product", service_env(database_url, redis_url))
+    env = service_env(database_url, redis_url, REDIS_KEY_PREFIX=SHARED_PREFIX)
+    return running_service("app_product", env)
 
 
 def running_cart(
-    database_url: str, redis_url: str, catalog_url: str
+    database_url: str, redis_url: str, catalog_url: str, **extra: str
 ) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
-    return running_service("app_cart", service_env(database_url, redis_url, CATALOG_URL=catalog_url))
+    env = service_env(
+        database_url, redis_url, CATALOG_URL=catalog_url, REDIS_KEY_PREFIX=SHARED_PREFIX, **extra
+    )
+    return running_service("app_cart", env)
 
 
 @pytest.fixture

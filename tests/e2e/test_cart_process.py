@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import as_user, make_token
-from tests.e2e.conftest import prepare, running_cart, running_catalog
+from tests.e2e.conftest import prepare, running_cart, running_catalog, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,8 @@ def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgre
     shopper = as_user("e2e-shopper")
     with (
         running_catalog(catalog_db, redis_server.url) as (catalog_url, catalog_process),
-        running_cart(cart_db, redis_server.url, catalog_url) as (cart_url, _),
+        # Cache entries go stale after 0.3 s, so the outage below shows stale-if-error.
+        running_cart(cart_db, redis_server.url, catalog_url, CACHE_TTL_SECONDS="0.3") as (cart_url, _),
         httpx.Client(base_url=catalog_url, timeout=5) as catalog,
         httpx.Client(base_url=cart_url, timeout=5) as cart,
     ):
@@ -43,9 +44,11 @@ def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgre
 
         catalog_process.kill()
         catalog_process.wait(timeout=10)
-        stale = cart.get("/api/cart", headers=shopper)
-        assert stale.status_code == 200
-        assert stale.json()["stale"] is True and stale.json()["items"][0]["quantity"] == 2
+        # Until the entry goes stale it is served fresh; then stale, with the last known price.
+        wait_until(lambda: cart.get("/api/cart", headers=shopper).json()["stale"])
+        stale = cart.get("/api/cart", headers=shopper).json()
+        assert (stale["items"][0]["quantity"], stale["items"][0]["unit_price"]) == (2, "5.00")
+        assert stale["items"][0]["stale"] is True
         refused = cart.post("/api/cart/items", json={"product_id": product["id"]}, headers=shopper)
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"

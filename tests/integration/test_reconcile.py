@@ -7,10 +7,10 @@ import asyncpg
 import pytest
 
 from app_product import reconcile, service
+from app_product.app import open_catalog
 from app_product.schemas import CategoryCreate, ProductCreate
 from app_product.settings import CatalogSettings
 from shared.config import load_settings
-from shared.db import create_database
 from shared.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 
@@ -20,25 +20,24 @@ async def drifted(fresh_db_url, redis_server):
     """A catalog database with one stale category_name and one product of a deleted category."""
     await migrate(fresh_db_url, SQL_ROOT / "catalog")
     settings = load_settings(CatalogSettings, service_env(fresh_db_url, redis_server.url))
-    db = create_database(settings)
-    await db.connect()
-    shoes = await service.create_category(db, CategoryCreate(name="Shoes"))
-    hats = await service.create_category(db, CategoryCreate(name="Hats"))
-    ok = await service.create_product(
-        db, ProductCreate(sku="OK-1", name="Fine", price="1.00", category_id=shoes.id)
-    )
-    stale = await service.create_product(
-        db, ProductCreate(sku="ST-1", name="Stale", price="1.00", category_id=shoes.id)
-    )
-    orphan = await service.create_product(
-        db, ProductCreate(sku="OR-1", name="Orphan", price="1.00", category_id=hats.id)
-    )
-    await db.disconnect()
+    async with open_catalog(settings) as catalog:
+        shoes = await service.create_category(catalog.db, CategoryCreate(name="Shoes"))
+        hats = await service.create_category(catalog.db, CategoryCreate(name="Hats"))
+        products = {
+            key: await service.create_product(
+                catalog, ProductCreate(sku=sku, name=key, price="1.00", category_id=category.id)
+            )
+            for key, sku, category in (
+                ("ok", "OK-1", shoes),
+                ("stale", "ST-1", shoes),
+                ("orphan", "OR-1", hats),
+            )
+        }
     conn = await asyncpg.connect(fresh_db_url)  # what a careless manual edit would do
-    await conn.execute("UPDATE products SET category_name = 'Shoos' WHERE id = $1", stale.id)
+    await conn.execute("UPDATE products SET category_name = 'Shoos' WHERE id = $1", products["stale"].id)
     await conn.execute("DELETE FROM categories WHERE id = $1", hats.id)
     await conn.close()
-    return settings, {"ok": ok, "stale": stale, "orphan": orphan}
+    return settings, products
 
 
 async def test_report_lists_drift_and_exits_1(drifted, capsys):
@@ -96,13 +95,12 @@ async def test_repair_never_undoes_a_rename_committing_meanwhile(fresh_db_url, r
     # lock on categories, its UPDATE would wait on the product row, then write the category
     # name from its old snapshot over the rename's: new drift, made by the repair itself.
     await migrate(fresh_db_url, SQL_ROOT / "catalog")
-    db = create_database(load_settings(CatalogSettings, service_env(fresh_db_url, redis_server.url)))
-    await db.connect()
+    settings = load_settings(CatalogSettings, service_env(fresh_db_url, redis_server.url))
     renamer = await asyncpg.connect(fresh_db_url)
-    try:
-        category = await service.create_category(db, CategoryCreate(name="Old"))
+    async with open_catalog(settings) as catalog:
+        category = await service.create_category(catalog.db, CategoryCreate(name="Old"))
         product = await service.create_product(
-            db, ProductCreate(sku="RACE-1", name="Racer", price="1.00", category_id=category.id)
+            catalog, ProductCreate(sku="RACE-1", name="Racer", price="1.00", category_id=category.id)
         )
         await renamer.execute("UPDATE products SET category_name = 'Drifted' WHERE id = $1", product.id)
         rename = renamer.transaction()
@@ -113,7 +111,7 @@ async def test_repair_never_undoes_a_rename_committing_meanwhile(fresh_db_url, r
                 "UPDATE products SET category_name = 'New' WHERE category_id = $1", category.id
             )
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(reconcile.repair, db)
+                tasks.start_soon(reconcile.repair, catalog)
                 await wait_until_another_session_waits_for_a_lock(renamer)
                 await rename.commit()
         finally:
@@ -121,6 +119,4 @@ async def test_repair_never_undoes_a_rename_committing_meanwhile(fresh_db_url, r
                 await rename.rollback()
         name = await renamer.fetchval("SELECT category_name FROM products WHERE id = $1", product.id)
         assert name == "New"
-    finally:
-        await renamer.close()
-        await db.disconnect()
+    await renamer.close()

@@ -1,0 +1,35 @@
+-- Write product cache entries, unless a key holds something newer.
+--
+-- KEYS[i]      product:{id}
+-- ARGV[3i-2]   the entry (JSON)
+-- ARGV[3i-1]   its product's version, or -1 for "no such product" (a 404)
+-- ARGV[3i]     its TTL in ms
+--
+-- A fetch can finish after the catalog changed the product; writing its result then would put
+-- the old product back. The catalog's invalidation leaves a tombstone {"min_version": v} (with
+-- "deleted": true after a delete): only a product at least that new (or, for a delete, a 404)
+-- may replace it. A product never replaces a newer version of itself, and a 404 never
+-- replaces a product (a product seen later exists; a delete would have left a tombstone).
+-- Returns how many entries were written.
+
+local written = 0
+for i = 1, #KEYS do
+  local entry, version, ttl = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local allowed = true
+  local current = redis.call('GET', KEYS[i])
+  if current then
+    local ok, held = pcall(cjson.decode, current)
+    if ok and type(held) == 'table' then
+      if held.min_version then
+        if version < 0 then allowed = held.deleted == true else allowed = version >= held.min_version end
+      elseif type(held.product) == 'table' then
+        allowed = version >= 0 and version >= held.product.version
+      end
+    end
+  end
+  if allowed then
+    redis.call('SET', KEYS[i], entry, 'PX', ttl)
+    written = written + 1
+  end
+end
+return written
