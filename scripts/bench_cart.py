@@ -1,0 +1,187 @@
+"""Benchmark `GET /api/cart` with 20 items and a warm cache (run it with scripts/bench_cart).
+
+Starts throwaway PostgreSQL and Redis, the catalog and the cart as real processes (one uvicorn
+worker each), fills one cart with 20 products, then measures:
+- Redis round trips per request (commands sent by clients, seen by MONITOR; the commands a
+  Lua script runs inside Redis are not round trips) and SQL statements per request
+  (pg_stat_database.xact_commit: each autocommit statement is one transaction);
+- throughput with wrk against the cart and against a minimal Starlette endpoint doing the same
+  I/O by hand (scripts/bench_baseline_app.py), served the same way, alternating in the same
+  run so the noisy 2-core machine weighs on both alike. The figure is their ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import httpx
+import jwt
+from redis import Redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.devservers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
+from shared.migrations import SQL_ROOT, migrate  # noqa: E402
+
+SECRET = "bench-secret-0123456789abcdef-0123456789"
+ITEMS, CONNECTIONS, SECONDS, ROUNDS, COUNTED = 20, 64, 8, 3, 200
+UNLIMITED = {f"RATE_LIMIT_{group}": "1000000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")}
+
+
+def token(uid: str, roles: tuple[str, ...] = ()) -> str:
+    claims = {"uid": uid, "roles": list(roles), "exp": int(time.time()) + 3600}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(args, env={**os.environ, **env, "PORT": str(port)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)  # polling a process that is starting
+    raise RuntimeError(f"{args} did not start")
+
+
+def wrk(url: str, bearer: str) -> float:
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{CONNECTIONS}",
+        f"-d{SECONDS}s",
+        "-H",
+        f"Authorization: Bearer {bearer}",
+        url,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors under load:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match is not None, out
+    return float(match.group(1))
+
+
+def count_round_trips(redis_url: str, action: Callable[[], None]) -> int:
+    """Commands clients send to Redis while `action` runs (MONITOR marks Lua's own as "lua")."""
+    lines: list[str] = []
+    monitor = Redis.from_url(redis_url).monitor()
+    ready = threading.Event()
+
+    def listen() -> None:
+        with monitor as m:
+            ready.set()
+            for command in m.listen():
+                if "QUIT-BENCH" in command["command"]:
+                    return
+                lines.append(command.get("client_type", "tcp"))
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    ready.wait()
+    action()
+    Redis.from_url(redis_url).echo("QUIT-BENCH")  # ends the listener (ECHO shows in MONITOR)
+    thread.join(timeout=10)
+    return sum(1 for source in lines if source != "lua")
+
+
+async def statements(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        )
+    finally:
+        await conn.close()
+
+
+def fill_cart(catalog: str, cart: str, shopper: str) -> list[int]:
+    """Create ITEMS products and put each in the shopper's cart; their ids."""
+    admin = {"Authorization": f"Bearer {token('bench-admin', ('admin',))}"}
+    ids = []
+    for i in range(1, ITEMS + 1):
+        body = {"sku": f"BENCH-{i}", "name": f"Bench {i}", "price": "9.99", "stock": 100}
+        product = httpx.post(f"{catalog}/api/products", headers=admin, json=body).json()
+        added = httpx.post(
+            f"{cart}/api/cart/items",
+            headers={"Authorization": f"Bearer {shopper}"},
+            json={"product_id": product["id"]},
+        )
+        added.raise_for_status()
+        ids.append(product["id"])
+    return ids
+
+
+def measure(shopper: str, cart: str, baseline: str, cart_db: str, redis_url: str) -> None:
+    with httpx.Client(headers={"Authorization": f"Bearer {shopper}"}) as client:
+        view = client.get(f"{cart}/api/cart").json()
+        assert len(view["items"]) == ITEMS and not view["stale"], view
+
+        def reads() -> None:
+            for _ in range(COUNTED):
+                client.get(f"{cart}/api/cart").raise_for_status()
+
+        before = asyncio.run(statements(cart_db))
+        trips = count_round_trips(redis_url, reads)
+        # PostgreSQL 15 backends report their counts when idle, at most every 10 s: wait that out.
+        time.sleep(11)
+        # The counting connections' own statements (one each) are not the cart's.
+        sql = asyncio.run(statements(cart_db)) - before - 1
+    print(
+        f"GET /api/cart, {ITEMS} items, warm cache: {trips / COUNTED:.2f} Redis round trips and "
+        f"{sql / COUNTED:.2f} SQL statements per request (targets: at most 2 and 1)"
+    )
+    cart_rates, base_rates = [], []
+    for _ in range(ROUNDS):
+        base_rates.append(wrk(f"{baseline}/api/cart", shopper))
+        cart_rates.append(wrk(f"{cart}/api/cart", shopper))
+    c, b = statistics.median(cart_rates), statistics.median(base_rates)
+    print(
+        f"throughput (wrk, {CONNECTIONS} connections, {ROUNDS} x {SECONDS} s, medians): cart {c:.0f} req/s, "
+        f"baseline {b:.0f} req/s, ratio {c / b:.2f} (target: at least 0.7)"
+    )
+    print(f"  each round: cart {[round(r) for r in cart_rates]}, baseline {[round(r) for r in base_rates]}")
+
+
+def main() -> None:
+    with throwaway_postgres() as pg, throwaway_redis() as rd:
+        catalog_db, cart_db = pg.url("bench_catalog"), pg.url("bench_cart")
+        asyncio.run(migrate(catalog_db, SQL_ROOT / "catalog"))
+        asyncio.run(migrate(cart_db, SQL_ROOT / "cart"))
+        env = {"ENV": "test", "JWT_SECRET": SECRET, "REDIS_URL": rd.url, "LOG_LEVEL": "WARNING", **UNLIMITED}
+        ports = {name: free_port() for name in ("catalog", "cart", "baseline")}
+        url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        python, processes = sys.executable, []
+        try:
+            processes.append(
+                start([python, "-m", "app_product"], {**env, "DATABASE_URL": catalog_db}, ports["catalog"])
+            )
+            cart_env = {**env, "DATABASE_URL": cart_db, "CATALOG_URL": url["catalog"]}
+            processes.append(start([python, "-m", "app_cart"], cart_env, ports["cart"]))
+            shopper = token("bench-shopper")
+            ids = fill_cart(url["catalog"], url["cart"], shopper)
+            # The baseline reads the same cached products, so it parses the same 20 values.
+            baseline_env = {**env, "DATABASE_URL": cart_db, "BENCH_PRODUCT_IDS": ",".join(map(str, ids))}
+            baseline_app = [python, str(ROOT / "scripts/bench_baseline_app.py"), str(ports["baseline"])]
+            processes.append(start(baseline_app, baseline_env, ports["baseline"]))
+            measure(shopper, url["cart"], url["baseline"], cart_db, rd.url)
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
