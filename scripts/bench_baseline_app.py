@@ -26,10 +26,20 @@ state: dict[str, object] = {}
 
 @asynccontextmanager
 async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-    pool = BlockingConnectionPool.from_url(os.environ["REDIS_URL"], max_connections=64, timeout=1)
+    # The services' connection settings (timeouts, health checks): configuration, not code.
+    pool = BlockingConnectionPool.from_url(
+        os.environ["REDIS_URL"],
+        max_connections=64,
+        timeout=1,
+        socket_timeout=1,
+        socket_connect_timeout=1,
+        health_check_interval=30,
+    )
     state["redis"] = redis = Redis.from_pool(pool)
     state["sha"] = await redis.script_load(LUA)
-    state["pg"] = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=10)
+    state["pg"] = await asyncpg.create_pool(
+        os.environ["DATABASE_URL"], min_size=1, max_size=10, command_timeout=10
+    )
     yield
     await state["pg"].close()  # type: ignore[attr-defined]
     await redis.aclose()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-import uuid
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -67,7 +67,7 @@ class RateLimiter:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
         (or OSError) when Redis cannot decide."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
-        args: list[int | str] = [uuid.uuid4().hex]
+        args: list[int | str] = [os.urandom(16).hex()]  # the request's member in each log
         for limit in limits:
             args += [limit.requests, limit.window_seconds * 1_000_000]
         raw = await self._script(keys=keys, args=args)

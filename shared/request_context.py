@@ -9,9 +9,9 @@ duration.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
 
 from starlette.datastructures import MutableHeaders
@@ -53,7 +53,7 @@ class RequestContextMiddleware:
             return
 
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         # Not reset afterwards on purpose: Starlette's outermost error handler runs after this
         # middleware has unwound and must still see the id. Each request runs in its own task
         # (its own context copy), so the value cannot leak into another request.

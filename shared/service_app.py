@@ -15,12 +15,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
 from shared.auth import TokenVerifier
-from shared.body_limit import ContentLengthLimitMiddleware
+from shared.body_limit import BodyLimitMiddleware
 from shared.config import RATE_LIMIT_GROUPS, S, Settings, SettingsError, load_settings
 from shared.db import create_database, ping
 from shared.errors import exception_handlers
@@ -85,12 +84,8 @@ def build_app(
         routes=[*health_routes(service, _dependency_checks, settings.ready_timeout), *routes],
         middleware=[
             Middleware(RequestContextMiddleware),
-            Middleware(ContentLengthLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
             *rate_limit,
-            # Starlette's limiter for streamed bodies, placed inside our guard: given as
-            # Starlette(max_body_size=...) it would sit outside all user middleware and
-            # replace the guard's problem+json 413 with plain text.
-            Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
         ],
         exception_handlers=exception_handlers(),
         lifespan=shared_lifespan,
