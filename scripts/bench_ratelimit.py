@@ -1,0 +1,98 @@
+"""Benchmark the rate limiter (run it with scripts/bench_ratelimit).
+
+On one throwaway Redis, in one process, with 64 concurrent callers over 1,000 subjects (limit
+100 per 60 s, so decisions both admit and refuse), it times
+- our limiter (shared.rate_limit: one EVALSHA per decision), and
+- the `limits` library's moving window (its Redis storage on redis-py's asyncio client),
+alternating rounds, and reports decisions per second and their ratio (target: at least 1.0).
+It also reports the memory of one limited key holding 100 requests (MEMORY USAGE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import BlockingConnectionPool, Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.devservers import throwaway_redis
+from shared.keys import Keys
+from shared.limits import Limit
+from shared.rate_limit import RateLimiter
+
+DECISIONS, CONCURRENCY, SUBJECTS, LIMIT, ROUNDS = 20_000, 64, 1_000, 100, 3
+
+
+async def rate(decide: Callable[[str], Awaitable[object]]) -> float:
+    """Decisions per second with CONCURRENCY callers making DECISIONS in all."""
+    counter = iter(range(DECISIONS))
+
+    async def caller() -> None:
+        for n in counter:
+            await decide(f"user:{n % SUBJECTS}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+    return DECISIONS / (time.perf_counter() - started)
+
+
+async def main(url: str) -> None:
+    # Both limiters on redis-py's ordinary pool (what the limits storage uses), so the figure
+    # compares the limiters; a second line uses the services' blocking pool, as they run it.
+    redis = Redis.from_url(url, max_connections=CONCURRENCY)
+    blocking = Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=CONCURRENCY, timeout=5))
+    ours = RateLimiter(redis, Keys("bench"))
+    ours_blocking = RateLimiter(blocking, Keys("bench"))
+    limits_ = MovingWindowRateLimiter(RedisStorage(f"async+{url}", implementation="redispy"))
+    item = RateLimitItemPerMinute(LIMIT)
+
+    async def ours_decide(subject: str) -> object:
+        return await ours.check(subject, "reads", [Limit(LIMIT, 60)])
+
+    async def limits_decide(subject: str) -> object:
+        return await limits_.hit(item, subject)
+
+    async def ours_blocking_decide(subject: str) -> object:
+        return await ours_blocking.check(subject, "reads", [Limit(LIMIT, 60)])
+
+    for decide in (ours_decide, limits_decide, ours_blocking_decide):
+        await rate(decide)  # warm: scripts loaded, connections open
+    ours_rates, limits_rates, blocking_rates = [], [], []
+    for _ in range(ROUNDS):
+        for decide, rates in (
+            (ours_decide, ours_rates),
+            (limits_decide, limits_rates),
+            (ours_blocking_decide, blocking_rates),
+        ):
+            await redis.flushdb()  # our own throwaway server: every round starts from empty logs
+            rates.append(await rate(decide))
+    o, lim = statistics.median(ours_rates), statistics.median(limits_rates)
+    print(
+        f"rate limiter ({DECISIONS} decisions, {CONCURRENCY} concurrent, medians of {ROUNDS}): "
+        f"ours {o:.0f}/s, limits' moving window {lim:.0f}/s, ratio {o / lim:.2f} (target: at least 1.0)"
+    )
+    print(f"  each round: ours {[round(r) for r in ours_rates]}, limits {[round(r) for r in limits_rates]}")
+    print(f"  ours on the services' blocking pool: {statistics.median(blocking_rates):.0f}/s")
+
+    await redis.flushdb()
+    for _ in range(LIMIT):
+        await ours.check("user:memory", "reads", [Limit(LIMIT, 60)])
+    key = Keys("bench").rate_limit("user:memory", "reads", 60)
+    used = await redis.memory_usage(key)
+    print(f"memory: one key holding {LIMIT} requests takes {used} bytes ({used / LIMIT:.0f} per request)")
+    await redis.aclose()
+    await blocking.aclose()
+
+
+if __name__ == "__main__":
+    with throwaway_redis() as server:
+        asyncio.run(main(server.url))
