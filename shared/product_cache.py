@@ -186,6 +186,9 @@ class ProductCache:
         locked = await self._lock(ids, token)
         try:
             result = await self._wait_for_holders([pid for pid in ids if pid not in locked])
+            # Double-checked: another process may have stored a product and released its lock
+            # between our read and our lock; what is in the cache now needs no fetch.
+            result.update(await self._cached([pid for pid in ids if pid in locked]))
             todo = [pid for pid in ids if pid not in result]
             if todo:
                 started = time.monotonic()
@@ -219,6 +222,17 @@ class ProductCache:
             await self._release(keys=keys, args=[token])
         except (RedisError, OSError) as exc:
             self._redis_failed("unlock", exc)  # the locks lapse on their own
+
+    async def _cached(self, ids: list[int]) -> dict[int, ProductData | None]:
+        """The ids the cache holds a fresh answer for (a product, or "no such product")."""
+        if not ids:
+            return {}
+        now = time.time()
+        return {
+            pid: entry.product
+            for pid, entry in zip(ids, await self._read(ids), strict=True)
+            if entry is not None and entry.min_version is None and now < entry.fresh_until
+        }
 
     async def _wait_for_holders(self, ids: list[int]) -> dict[int, ProductData | None]:
         """Another process holds these ids' locks and is fetching them: wait (polling, up to

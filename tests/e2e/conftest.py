@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,16 +32,21 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_service(module: str, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m <module>` on a free port, until the block ends; yields (base URL, process)."""
+def running_service(
+    module: str, env: dict[str, str], log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m <module>` on a free port, until the block ends; yields (base URL, process).
+    Its log (stderr) is kept in memory, or written to `log` for a process that logs a lot."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", module],
-        env={**os.environ, **env, "PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env={**os.environ, **env, "PORT": str(port)},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: process.poll() is not None or answers(f"{base}/health"))
@@ -56,10 +62,10 @@ SHARED_PREFIX = f"e2e{uuid.uuid4().hex[:8]}"  # a catalog and a cart share a cac
 
 
 def running_catalog(
-    database_url: str, redis_url: str
+    database_url: str, redis_url: str, log: Path | None = None
 ) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
     env = service_env(database_url, redis_url, REDIS_KEY_PREFIX=SHARED_PREFIX)
-    return running_service("app_product", env)
+    return running_service("app_product", env, log)
 
 
 def running_cart(

@@ -1,12 +1,14 @@
 """The cart and the catalog as two real processes talking HTTP, as in production."""
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
+from redis import Redis
 
 from tests.conftest import as_user, make_token
-from tests.e2e.conftest import prepare, running_cart, running_catalog, wait_until
+from tests.e2e.conftest import SHARED_PREFIX, prepare, running_cart, running_catalog, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -53,3 +55,54 @@ def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgre
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
         assert cart.get("/api/cart", headers=shopper).json()["items"][0]["quantity"] == 2
+
+
+def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, redis_server, tmp_path):
+    catalog_db, cart_db = (
+        postgres.url(f"e2e_{uuid.uuid4().hex[:8]}"),
+        postgres.url(f"e2e_{uuid.uuid4().hex[:8]}"),
+    )
+    prepare(catalog_db, redis_server.url, "catalog")
+    prepare(cart_db, redis_server.url, "cart")
+    admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
+    shoppers = [as_user(f"cold-{i}") for i in range(10)]
+    catalog_log = tmp_path / "catalog.log"
+    with (
+        running_catalog(catalog_db, redis_server.url, log=catalog_log) as (catalog_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url) as (first_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url) as (second_url, _),
+        httpx.Client(base_url=catalog_url, timeout=5) as catalog,
+    ):
+        product = catalog.post(
+            "/api/products",
+            json={"sku": "COLD-1", "name": "Cold", "price": "1.00", "stock": 50},
+            headers=admin,
+        ).json()
+        with httpx.Client(base_url=first_url, timeout=5) as cart:
+            for shopper in shoppers:
+                cart.post(
+                    "/api/cart/items", json={"product_id": product["id"]}, headers=shopper
+                ).raise_for_status()
+        with Redis.from_url(redis_server.url) as redis:
+            redis.delete(f"{SHARED_PREFIX}:product:{product['id']}")  # cold again
+        batch_calls = catalog_log.read_text().count('"route":"/api/products"')
+
+        async def burst() -> list[httpx.Response]:
+            async with (
+                httpx.AsyncClient(base_url=first_url, timeout=10) as first,
+                httpx.AsyncClient(base_url=second_url, timeout=10) as second,
+            ):
+                return await asyncio.gather(
+                    *(
+                        client.get("/api/cart", headers=shoppers[i % len(shoppers)])
+                        for i in range(100)
+                        for client in (first, second)
+                    )
+                )
+
+        responses = asyncio.run(burst())
+        assert [r.status_code for r in responses] == [200] * 200
+        assert all(r.json()["items"][0]["unit_price"] == "1.00" for r in responses)
+        wait_until(lambda: catalog_log.read_text().count('"route":"/api/products"') >= batch_calls + 1)
+        # One per process would be 2; the per-product Redis lock makes it 1.
+        assert catalog_log.read_text().count('"route":"/api/products"') - batch_calls == 1
