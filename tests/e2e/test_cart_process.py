@@ -13,13 +13,16 @@ from tests.e2e.conftest import SHARED_PREFIX, prepare, running_cart, running_cat
 pytestmark = pytest.mark.e2e
 
 
-def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgres, redis_server):
-    catalog_db, cart_db = (
-        postgres.url(f"e2e_{uuid.uuid4().hex[:8]}"),
-        postgres.url(f"e2e_{uuid.uuid4().hex[:8]}"),
-    )
+def fresh_databases(postgres, redis_server) -> tuple[str, str]:
+    """A migrated catalog database and a migrated cart database, new for this test."""
+    catalog_db, cart_db = (postgres.url(f"e2e_{uuid.uuid4().hex[:8]}") for _ in range(2))
     prepare(catalog_db, redis_server.url, "catalog")
     prepare(cart_db, redis_server.url, "cart")
+    return catalog_db, cart_db
+
+
+def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgres, redis_server):
+    catalog_db, cart_db = fresh_databases(postgres, redis_server)
     admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
     shopper = as_user("e2e-shopper")
     with (
@@ -58,12 +61,7 @@ def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgre
 
 
 def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, redis_server, tmp_path):
-    catalog_db, cart_db = (
-        postgres.url(f"e2e_{uuid.uuid4().hex[:8]}"),
-        postgres.url(f"e2e_{uuid.uuid4().hex[:8]}"),
-    )
-    prepare(catalog_db, redis_server.url, "catalog")
-    prepare(cart_db, redis_server.url, "cart")
+    catalog_db, cart_db = fresh_databases(postgres, redis_server)
     admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
     shoppers = [as_user(f"cold-{i}") for i in range(10)]
     catalog_log = tmp_path / "catalog.log"
