@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app_product import repo
+from app_product import outbox, repo
 from app_product.app import open_catalog
-from app_product.service import Catalog
+from app_product.schemas import Product
+from app_product.service import Catalog, product_updated
 from app_product.settings import CatalogSettings
 from shared.config import SettingsError, load_settings
 
@@ -44,9 +45,16 @@ async def repair(catalog: Catalog) -> Repair:
         # name; with it, renames wait, and the updates below (new snapshots) see every
         # rename committed before it.
         await repo.lock_all_categories(db)
-        names = await repo.fix_stale_category_names(db)
-        detached = await repo.detach_missing_categories(db)
-    await catalog.products_changed([*names, *detached])
+        names = [Product(**row) for row in await repo.fix_stale_category_names(db)]
+        detached = [Product(**row) for row in await repo.detach_missing_categories(db)]
+        await outbox.record(
+            db,
+            [
+                *(product_updated(product, ["category_name"]) for product in names),
+                *(product_updated(product, ["category_id", "category_name"]) for product in detached),
+            ],
+        )
+    await catalog.products_changed([(product.id, product.version) for product in (*names, *detached)])
     return Repair(names_refreshed=len(names), detached=len(detached))
 
 

@@ -82,15 +82,15 @@ async def update_category(
     )
 
 
-async def rename_category_in_products(db: Database, category_id: int, name: str) -> list[tuple[int, int]]:
+async def rename_category_in_products(db: Database, category_id: int, name: str) -> list[Row]:
     """Refresh the denormalised name; each product changed is a new version of it (its
-    representation changed, and caches key their freshness on versions). Returns (id, version)."""
+    representation changed, and caches and events key on versions). Returns the new rows."""
     rows = await db.fetch_all(
         "UPDATE products SET category_name = :name, version = version + 1, updated_at = now()"
-        " WHERE category_id = :id AND category_name IS DISTINCT FROM :name RETURNING id, version",
+        f" WHERE category_id = :id AND category_name IS DISTINCT FROM :name RETURNING {PRODUCT_COLUMNS}",
         {"id": category_id, "name": name},
     )
-    return [(row["id"], row["version"]) for row in rows]
+    return [row._mapping for row in rows]
 
 
 async def count_products_in_category(db: Database, category_id: int) -> int:
@@ -207,22 +207,40 @@ async def lock_all_categories(db: Database) -> None:
     await db.execute("SELECT id FROM categories FOR SHARE")
 
 
-async def fix_stale_category_names(db: Database) -> list[tuple[int, int]]:
-    """Refresh drifted names (a new version of each product); returns (id, version)."""
+async def fix_stale_category_names(db: Database) -> list[Row]:
+    """Refresh drifted names (a new version of each product); the new rows."""
+    columns = ", ".join(f"p.{column.strip()}" for column in PRODUCT_COLUMNS.split(","))
     rows = await db.fetch_all(
         "UPDATE products p SET category_name = c.name, version = p.version + 1, updated_at = now()"
         " FROM categories c WHERE c.id = p.category_id AND p.category_name IS DISTINCT FROM c.name"
-        " RETURNING p.id, p.version"
+        f" RETURNING {columns}"
     )
-    return [(row["id"], row["version"]) for row in rows]
+    return [row._mapping for row in rows]
 
 
-async def detach_missing_categories(db: Database) -> list[tuple[int, int]]:
-    """Products naming a category that no longer exists become uncategorised; (id, version)."""
+async def detach_missing_categories(db: Database) -> list[Row]:
+    """Products naming a category that no longer exists become uncategorised; the new rows."""
     rows = await db.fetch_all(
         "UPDATE products p SET category_id = NULL, category_name = NULL,"
         " version = version + 1, updated_at = now()"
         " WHERE p.category_id IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM categories c WHERE c.id = p.category_id) RETURNING p.id, p.version"
+        f" AND NOT EXISTS (SELECT 1 FROM categories c WHERE c.id = p.category_id) RETURNING {PRODUCT_COLUMNS}"
     )
-    return [(row["id"], row["version"]) for row in rows]
+    return [row._mapping for row in rows]
+
+
+# Outbox ---------------------------------------------------------------------------------------
+
+OUTBOX_CHANNEL = "storefront_outbox"
+
+
+async def insert_outbox(db: Database, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add event rows (in the caller's transaction) and wake the relay when it commits."""
+    await db.execute_many(
+        "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at)"
+        " VALUES (:event_id, :event_type, :aggregate_id, :aggregate_version, CAST(:payload AS jsonb),"
+        " :occurred_at)",
+        list(rows),
+    )
+    # NOTIFY is transactional: delivered at commit, never for a rolled-back change.
+    await db.execute(f"NOTIFY {OUTBOX_CHANNEL}")

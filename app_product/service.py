@@ -11,6 +11,7 @@ Concurrency, in READ COMMITTED (PostgreSQL's default):
 - Renaming a category updates the row (a lock that conflicts with `FOR SHARE`) and then its
   products' `category_name` in the same transaction, so a concurrent product write either
   reads the new name or is already committed and included in the rename's update.
+- Every change records its events in the outbox in the same transaction (`outbox.record`).
 - After each commit the changed products are invalidated in the cart's product cache, before
   the answer is sent (`Catalog.products_changed`); a rename changes its products' versions.
 - Updates are compare-and-set on `version` (`UPDATE ... WHERE version = :expected`): of two
@@ -29,7 +30,7 @@ from typing import Any
 import asyncpg
 from databases import Database
 
-from app_product import repo
+from app_product import outbox, repo
 from app_product.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_BATCH_IDS,
@@ -44,6 +45,16 @@ from app_product.schemas import (
     ProductQuery,
 )
 from shared.errors import Conflict, FieldError, InvalidQuery, NotFound, ValidationFailed
+from shared.events import (
+    CATEGORY_CREATED,
+    CATEGORY_DELETED,
+    CATEGORY_UPDATED,
+    PRODUCT_CREATED,
+    PRODUCT_DELETED,
+    PRODUCT_UPDATED,
+    Event,
+    new_event,
+)
 from shared.pagination import decode_cursor, page
 from shared.product_cache import ProductInvalidator
 from shared.types import MAX_BIGINT, set_fields
@@ -101,10 +112,13 @@ async def get_category(db: Database, category_id: int) -> Category:
 
 async def create_category(db: Database, body: CategoryCreate) -> Category:
     try:
-        row = await repo.insert_category(db, body.name, body.description, body.is_active)
+        async with db.transaction():
+            row = await repo.insert_category(db, body.name, body.description, body.is_active)
+            category = Category(**row)
+            await outbox.record(db, [new_event(CATEGORY_CREATED, category.id, category.version, category)])
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, {"name": body.name}) from None
-    return Category(**row)
+    return category
 
 
 async def update_category(
@@ -119,12 +133,18 @@ async def update_category(
             row = await repo.update_category(db, category_id, expected.value, changed)
             if row is None:
                 raise await _category_missing_or_stale(db, category_id, expected)
+            category = Category(**row)
+            events = [new_event(CATEGORY_UPDATED, category.id, category.version, category, list(changed))]
             if "name" in changed:
-                renamed = await repo.rename_category_in_products(db, category_id, row["name"])
+                renamed = [
+                    _product(r) for r in await repo.rename_category_in_products(db, category_id, row["name"])
+                ]
+                events += [product_updated(product, ["category_name"]) for product in renamed]
+            await outbox.record(db, events)
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, changed) from None
-    await catalog.products_changed(renamed)
-    return Category(**row)
+    await catalog.products_changed([(product.id, product.version) for product in renamed])
+    return category
 
 
 async def delete_category(db: Database, category_id: int, expected: ExpectedVersion | None) -> None:
@@ -141,6 +161,8 @@ async def delete_category(db: Database, category_id: int, expected: ExpectedVers
                 product_count=in_use,
             )
         await repo.delete_category(db, category_id)
+        # A deleted aggregate's last event carries the version after its last change.
+        await outbox.record(db, [new_event(CATEGORY_DELETED, category_id, row["version"] + 1, None)])
 
 
 async def _category_missing_or_stale(db: Database, category_id: int, expected: ExpectedVersion) -> Exception:
@@ -155,6 +177,10 @@ async def _category_missing_or_stale(db: Database, category_id: int, expected: E
 
 def _product(row: Any) -> Product:
     return Product(**row)
+
+
+def product_updated(product: Product, changed: list[str]) -> Event:
+    return new_event(PRODUCT_UPDATED, product.id, product.version, product, changed, product.updated_at)
 
 
 async def get_product(db: Database, product_id: int) -> Product:
@@ -235,12 +261,13 @@ async def create_product(catalog: Catalog, body: ProductCreate) -> Product:
     try:
         async with db.transaction():
             values["category_name"] = await _category_name(db, body.category_id)
-            row = await repo.insert_product(db, values)
+            product = _product(await repo.insert_product(db, values))
+            await outbox.record(db, [new_event(PRODUCT_CREATED, product.id, product.version, product)])
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, values) from None
     # A cart may have cached "no such product" for this id (a 404 is cached briefly).
-    await catalog.products_changed([(row["id"], row["version"])])
-    return _product(row)
+    await catalog.products_changed([(product.id, product.version)])
+    return product
 
 
 async def update_product(
@@ -262,10 +289,12 @@ async def update_product(
                 if current is None:
                     raise NotFound(f"No product has id {product_id}.")
                 raise expected.stale(current)
+            product = _product(row)
+            await outbox.record(db, [product_updated(product, list(changed))])
     except asyncpg.UniqueViolationError as exc:
         raise _duplicate(exc, changed) from None
-    await catalog.products_changed([(row["id"], row["version"])])
-    return _product(row)
+    await catalog.products_changed([(product.id, product.version)])
+    return product
 
 
 async def delete_product(catalog: Catalog, product_id: int, expected: ExpectedVersion | None) -> None:
@@ -278,4 +307,5 @@ async def delete_product(catalog: Catalog, product_id: int, expected: ExpectedVe
                 raise NotFound(f"No product has id {product_id}.")
             assert expected is not None
             raise expected.stale(current)
+        await outbox.record(db, [new_event(PRODUCT_DELETED, product_id, deleted["version"] + 1, None)])
     await catalog.products_changed([(deleted["id"], deleted["version"])], deleted=True)
