@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 from shared.config import Port, Seconds, Settings
 
 
@@ -10,3 +14,8 @@ class CatalogSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/storefront_catalog"
     # How long a changed product's cache tombstone lives: longer than any cart fetch in flight.
     cache_tombstone_seconds: Seconds = 60.0
+
+    # The outbox relay (python -m app_product.relay).
+    relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    relay_poll_seconds: Seconds = 1.0
+    outbox_retention_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 90)] = 72

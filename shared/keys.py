@@ -15,6 +15,8 @@ What lives where, and for how long:
   CACHE_STALE_SECONDS (a 404: CACHE_NEGATIVE_TTL; a tombstone: CACHE_TOMBSTONE_SECONDS).
 - `<p>:product:<id>:lock`: string, who is fetching that product; expires after CACHE_LOCK_SECONDS.
 - `<p>:product-invalidations`: pub/sub channel, the ids of changed products ("12,13").
+- `<p>:catalog-events`: stream, every catalog event in commit order (fields: type,
+  aggregate_id, version, event_id, event: the JSON); no TTL: it is trimmed by the relay.
 
 The cache's scripts and MGET span many products, so they assume one Redis (or a proxy that
 keeps them together), not a Cluster; the limiter's and breaker's keys are cluster-safe.
@@ -44,3 +46,6 @@ class Keys:
 
     def product_invalidations(self) -> str:
         return f"{self.prefix}:product-invalidations"
+
+    def catalog_events(self) -> str:
+        return f"{self.prefix}:catalog-events"

@@ -1,0 +1,216 @@
+"""The outbox relay: `python -m app_product.relay` moves committed events to the Redis stream.
+
+- Only one relay sends at a time: each holds (or waits for) a PostgreSQL advisory lock on its own
+  connection. A standby blocks on the lock and takes over as soon as the active relay's
+  connection goes away (the lock dies with it).
+- It sends the rows not yet sent (`sent_at IS NULL`), in id order, in batches: one pipelined
+  `XADD` per batch, then one UPDATE marking them sent. It never asks for "ids above the last one
+  sent", so a row whose transaction committed late (a lower id, visible later) is still sent.
+  If it dies between the XADD and the UPDATE, the batch is sent again: events are at least
+  once, and the cart's handlers ignore what they have already applied.
+- It wakes on `NOTIFY storefront_outbox` (sent by every change at commit) and also polls, in
+  case a notification is missed. When Redis is down it retries with backoff; the rows simply
+  stay unsent. Sent rows are kept OUTBOX_RETENTION_HOURS, then pruned.
+- After a Redis data loss, `python -m app_product.relay resend --since 2026-11-23T10:00:00Z`
+  marks the rows sent since then as unsent again, and the active relay sends them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+import sys
+import time
+from datetime import datetime
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app_product.repo import OUTBOX_CHANNEL
+from app_product.settings import CatalogSettings
+from shared.config import SettingsError, load_settings
+from shared.keys import Keys
+from shared.logs import configure_logging
+from shared.redis_conn import create_redis
+
+log = logging.getLogger(__name__)
+
+_LOCK_KEY = int.from_bytes(hashlib.sha256(b"storefront.outbox-relay").digest()[:8], "big", signed=True)
+_PRUNE_EVERY_SECONDS = 600.0
+_MAX_BACKOFF_SECONDS = 30.0
+
+_UNSENT = (
+    "SELECT id, event_id::text, event_type, aggregate_id, aggregate_version, payload::text"
+    " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1"
+)
+_MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+_PRUNE = (
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+    " WHERE sent_at < now() - make_interval(hours => $1) LIMIT 10000)"
+)
+_RESEND = "UPDATE outbox SET sent_at = NULL WHERE sent_at >= $1"
+
+
+class Relay:
+    def __init__(self, settings: CatalogSettings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.stream = Keys(settings.redis_key_prefix).catalog_events()
+        self.sent = 0  # events sent by this process
+
+    async def send_batch(self, conn: asyncpg.Connection) -> int:
+        """Send one batch of unsent rows; how many. Raises RedisError if Redis refuses."""
+        rows = await conn.fetch(_UNSENT, self.settings.relay_batch_size)
+        if not rows:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.xadd(
+                    self.stream,
+                    {
+                        "type": row["event_type"],
+                        "aggregate_id": row["aggregate_id"],
+                        "version": row["aggregate_version"],
+                        "event_id": row["event_id"],
+                        "event": row["payload"],
+                    },
+                )
+            await pipe.execute()
+        await conn.execute(_MARK_SENT, [row["id"] for row in rows])
+        self.sent += len(rows)
+        return len(rows)
+
+    async def prune(self, conn: asyncpg.Connection) -> int:
+        """Delete up to 10,000 rows sent longer ago than the retention; how many."""
+        status = await conn.execute(_PRUNE, self.settings.outbox_retention_hours)
+        return int(status.split()[-1])
+
+    async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
+        """Be the relay until `stop` is set (or, with `burst`, until nothing is left to send)."""
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            if not await self._lead(conn, stop):
+                return
+            wake = asyncio.Event()
+            await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
+            await self._loop(conn, stop, wake, burst)
+        finally:
+            await conn.close()  # also releases the advisory lock
+
+    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> bool:
+        """Wait for the relay lock (a standby waits here); False if stopped first."""
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
+            log.info("relay active")
+            return True
+        log.info("another relay is active; standing by")
+        locking = asyncio.ensure_future(conn.fetchval("SELECT pg_advisory_lock($1)", _LOCK_KEY))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({locking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not locking.done():
+            locking.cancel()  # asyncpg cancels the waiting query on the server
+            with contextlib.suppress(asyncio.CancelledError, asyncpg.PostgresError):
+                await locking
+            return False
+        log.info("relay active (took over)")
+        return True
+
+    async def _loop(
+        self, conn: asyncpg.Connection, stop: asyncio.Event, wake: asyncio.Event, burst: bool
+    ) -> None:
+        backoff, redis_down, pruned_at = 0.5, False, 0.0
+        while not stop.is_set():
+            wake.clear()
+            try:
+                sent = await self.send_batch(conn)
+            except (RedisError, OSError) as exc:
+                if not redis_down:
+                    log.error("relay cannot reach Redis (%s); events wait in the outbox", exc)
+                    redis_down = True
+                await _sleep_until(stop, backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                continue
+            if redis_down:
+                log.warning("relay reaches Redis again")
+                redis_down, backoff = False, 0.5
+            if sent == self.settings.relay_batch_size:
+                continue  # more may be waiting: no pause
+            if burst:
+                return
+            if time.monotonic() - pruned_at > _PRUNE_EVERY_SECONDS:
+                await self.prune(conn)
+                pruned_at = time.monotonic()
+            await _wait_any(stop, wake, self.settings.relay_poll_seconds)
+
+
+async def _sleep_until(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Until a change is notified, the poll interval passes, or the relay is told to stop."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+
+
+async def resend(settings: CatalogSettings, since: datetime) -> int:
+    """Mark the events sent since `since` as unsent: the active relay sends them again."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        status = await conn.execute(_RESEND, since)
+        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    finally:
+        await conn.close()
+    return int(status.split()[-1])
+
+
+async def serve(settings: CatalogSettings, burst: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    redis = create_redis(settings)
+    try:
+        await Relay(settings, redis).run(stop, burst=burst)
+    finally:
+        await redis.aclose()
+
+
+def _aware_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add Z or +00:00)")
+    return moment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app_product.relay", description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="send what is waiting, then exit")
+    commands = parser.add_subparsers(dest="command")
+    again = commands.add_parser("resend", help="send again the events sent since a time (after a Redis loss)")
+    again.add_argument("--since", required=True, type=_aware_time, help="ISO time, e.g. 2026-11-23T10:00Z")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(CatalogSettings)
+    except SettingsError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "resend":
+        count = asyncio.run(resend(settings, args.since))
+        print(f"resend: {count} event(s) marked unsent; the active relay sends them again")
+        return 0
+    asyncio.run(serve(settings, args.burst))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
