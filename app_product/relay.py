@@ -38,7 +38,7 @@ from shared.keys import Keys
 from shared.logs import configure_logging
 from shared.redis_conn import create_redis
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("app_product.relay")  # named: run as __main__, __name__ would not say
 
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"storefront.outbox-relay").digest()[:8], "big", signed=True)
 _PRUNE_EVERY_SECONDS = 600.0
