@@ -312,3 +312,46 @@ async def clear_cart_promo(db: Database, cart_id: int) -> int | None:
         "DELETE FROM cart_promo_codes WHERE cart_id = :cart_id RETURNING promo_code_id", {"cart_id": cart_id}
     )
     return None if promo_id is None else int(promo_id)
+
+
+# Catalog events -------------------------------------------------------------------------------
+
+
+async def apply_product_state(db: Database, state: Mapping[str, Any], version: int) -> int:
+    """Refresh the snapshot of a product in every cart and wishlist item that holds an older
+    version of it; the rows changed. The version guard makes a duplicate or an out-of-order
+    (older) event change nothing."""
+    values = {
+        "product_id": state["id"],
+        "version": version,
+        "name": state["name"],
+        "category_name": state["category_name"],
+        "price": state["price"],
+        "available": state["is_active"] and state["stock"] > 0,
+    }
+    changed = 0
+    for table, price_column in (("cart_items", "current_price"), ("wishlist_items", "current_price")):
+        changed += len(
+            await db.fetch_all(
+                f"UPDATE {table} SET product_name = :name, category_name = :category_name,"
+                f" {price_column} = CAST(:price AS numeric), is_available = :available,"
+                " product_version = :version"
+                " WHERE product_id = :product_id AND product_version < :version RETURNING 1",
+                values,
+            )
+        )
+    return changed
+
+
+async def mark_product_gone(db: Database, product_id: int, version: int) -> int:
+    """The product was deleted: its items stay (the shopper sees why) but cannot be bought."""
+    changed = 0
+    for table in ("cart_items", "wishlist_items"):
+        changed += len(
+            await db.fetch_all(
+                f"UPDATE {table} SET is_available = false, product_version = :version"
+                " WHERE product_id = :product_id AND product_version < :version RETURNING 1",
+                {"product_id": product_id, "version": version},
+            )
+        )
+    return changed

@@ -44,6 +44,10 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     cache_negative_ttl_seconds: Seconds = 30.0
     cache_lock_seconds: Seconds = 3.0
 
+    # The worker applying catalog events (python -m app_cart.worker).
+    worker_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    worker_block_seconds: Seconds = 2.0
+
     max_item_quantity: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
     # The catalog's batch endpoint takes 100 ids, so a whole cart is one request.
     max_cart_items: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100

@@ -17,6 +17,9 @@ What lives where, and for how long:
 - `<p>:product-invalidations`: pub/sub channel, the ids of changed products ("12,13").
 - `<p>:catalog-events`: stream, every catalog event in commit order (fields: type,
   aggregate_id, version, event_id, event: the JSON); no TTL: it is trimmed by the relay.
+  Its consumer group `cart` is read by the cart's workers.
+- `<p>:worker:<consumer>:heartbeat`: string, when that worker last looped; expires after 30 s,
+  so a key present means a live worker.
 
 The cache's scripts and MGET span many products, so they assume one Redis (or a proxy that
 keeps them together), not a Cluster; the limiter's and breaker's keys are cluster-safe.
@@ -49,3 +52,6 @@ class Keys:
 
     def catalog_events(self) -> str:
         return f"{self.prefix}:catalog-events"
+
+    def worker_heartbeat(self, consumer: str) -> str:
+        return f"{self.prefix}:worker:{consumer}:heartbeat"

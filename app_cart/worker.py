@@ -1,0 +1,147 @@
+"""`python -m app_cart.worker [--burst]`: apply catalog events to carts and wishlists.
+
+Reads the catalog event stream in the consumer group `cart` (`XREADGROUP`, in batches, blocking
+up to WORKER_BLOCK_SECONDS); several workers share the group, each event going to one of them.
+Each event is applied in its own transaction (handlers.py) and acknowledged only after that
+transaction committed, all of a batch's acknowledgements in one `XACK`. An event whose handler
+fails is not acknowledged: it stays in the group's pending list for retry. SIGTERM lets the
+batch in hand finish and be acknowledged, then the worker exits. Each loop refreshes a
+heartbeat key (30 s TTL); `--burst` processes what is there and exits (for tests and scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from databases import Database
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from app_cart.handlers import HANDLERS
+from app_cart.settings import CartSettings
+from shared.config import SettingsError, load_settings
+from shared.db import create_database
+from shared.events import decode
+from shared.keys import Keys
+from shared.logs import configure_logging
+from shared.product_cache import ProductInvalidator
+from shared.redis_conn import create_redis
+
+log = logging.getLogger("app_cart.worker")
+
+GROUP = "cart"
+HEARTBEAT_SECONDS = 30
+TOMBSTONE_SECONDS = 60.0
+
+
+class Worker:
+    def __init__(self, settings: CartSettings, db: Database, redis: Redis, consumer: str) -> None:
+        keys = Keys(settings.redis_key_prefix)
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self.consumer = consumer
+        self.stream = keys.catalog_events()
+        self.heartbeat = keys.worker_heartbeat(consumer)
+        self.cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
+        self.applied = 0
+        self.failed = 0
+
+    async def ensure_group(self) -> None:
+        """Create the group if needed, from the stream's start: handlers are idempotent, so
+        a worker deployed after events were written applies them all, harmlessly."""
+        try:
+            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
+        await self.ensure_group()
+        while not stop.is_set():
+            await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=HEARTBEAT_SECONDS)
+            messages = await self._read(burst)
+            if not messages:
+                if burst:
+                    return
+                continue
+            done = [message_id for message_id, fields in messages if await self._apply(message_id, fields)]
+            if done:
+                await self.redis.xack(self.stream, GROUP, *done)
+
+    async def _read(self, burst: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """The next batch of new messages for this consumer (blocking unless `burst`)."""
+        # redis-py types the reply for every protocol version at once; this is RESP2's shape.
+        reply: Any = await self.redis.xreadgroup(
+            GROUP,
+            self.consumer,
+            {self.stream: ">"},
+            count=self.settings.worker_batch_size,
+            block=None if burst else int(self.settings.worker_block_seconds * 1000),
+        )
+        return list(reply[0][1]) if reply else []
+
+    async def _apply(self, message_id: bytes, fields: dict[bytes, bytes]) -> bool:
+        """Apply one event in a transaction; True if committed (then it may be acknowledged)."""
+        try:
+            event = decode(fields[b"event"])
+            handler = HANDLERS.get(event.type)
+            if handler is None:
+                raise ValueError(f"no handler for event type {event.type!r}")
+            async with self.db.transaction():
+                await handler(self.db, self.cache, event)
+        except Exception as exc:  # whatever failed, the event must stay pending, not crash the worker
+            # Left pending (not acknowledged): retried later, parked as dead after too many tries.
+            self.failed += 1
+            log.error("event %s failed: %s: %s", message_id.decode(), type(exc).__name__, exc)
+            return False
+        self.applied += 1
+        return True
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def serve(settings: CartSettings, burst: bool) -> Worker:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    db, redis = create_database(settings), create_redis(settings)
+    await db.connect()
+    worker = Worker(settings, db, redis, consumer_name())
+    try:
+        await worker.run(stop, burst=burst)
+    finally:
+        await redis.delete(worker.heartbeat)
+        await db.disconnect()
+        await redis.aclose()
+    return worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app_cart.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="process what is waiting, then exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(CartSettings)
+    except SettingsError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    worker = asyncio.run(serve(settings, args.burst))
+    log.info("worker stopped: %d event(s) applied, %d failed", worker.applied, worker.failed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

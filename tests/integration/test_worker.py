@@ -1,0 +1,157 @@
+"""Catalog events through the relay and the cart's worker, on fresh databases and a real Redis."""
+
+import asyncio
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from app_cart.settings import CartSettings
+from app_cart.worker import GROUP, Worker
+from app_product import service
+from app_product.app import open_catalog
+from app_product.relay import Relay
+from app_product.schemas import ProductCreate, ProductPatch
+from app_product.settings import CatalogSettings
+from shared.config import load_settings
+from shared.db import create_database
+from shared.keys import Keys
+from shared.migrations import SQL_ROOT, migrate
+from shared.versioning import ExpectedVersion
+from tests.conftest import service_env
+
+
+@pytest.fixture
+async def system(postgres, redis_server):
+    """Fresh catalog and cart databases, sharing one Redis prefix; yields helpers."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    catalog_url, cart_url = (postgres.url(f"w_{uuid.uuid4().hex[:10]}") for _ in range(2))
+    await migrate(catalog_url, SQL_ROOT / "catalog")
+    await migrate(cart_url, SQL_ROOT / "cart")
+    catalog_settings = load_settings(
+        CatalogSettings, service_env(catalog_url, redis_server.url, REDIS_KEY_PREFIX=prefix)
+    )
+    cart_settings = load_settings(
+        CartSettings, service_env(cart_url, redis_server.url, REDIS_KEY_PREFIX=prefix)
+    )
+    redis = Redis.from_url(redis_server.url)
+    cart_db = create_database(cart_settings)
+    await cart_db.connect()
+
+    class System:
+        keys = Keys(prefix)
+        worker = Worker(cart_settings, cart_db, redis, "test-worker")
+
+        @staticmethod
+        async def relay() -> None:
+            await Relay(catalog_settings, redis).run(asyncio.Event(), burst=True)
+
+        @staticmethod
+        async def work() -> None:
+            await System.worker.run(asyncio.Event(), burst=True)
+
+        @staticmethod
+        def catalog():
+            return open_catalog(catalog_settings)
+
+        @staticmethod
+        async def cart_item(product_id: int) -> dict:
+            row = await cart_db.fetch_one(
+                "SELECT current_price, is_available, product_version, product_name, price_when_added"
+                " FROM cart_items WHERE product_id = :id",
+                {"id": product_id},
+            )
+            return dict(row._mapping)
+
+    yield System
+    await cart_db.disconnect()
+    await redis.aclose()
+
+
+async def put_in_a_cart(system, product) -> None:
+    db = system.worker.db
+    cart_id = await db.fetch_val(
+        "INSERT INTO carts (user_id) VALUES (:u) RETURNING id", {"u": f"u-{product.id}"}
+    )
+    await db.execute(
+        "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, category_name,"
+        " price_when_added, current_price, is_available, product_version)"
+        " VALUES (:cart, :product, 1, :name, NULL, :price, :price, true, :version)",
+        {"cart": cart_id, "product": product.id, "name": product.name, "price": product.price, "version": 1},
+    )
+
+
+async def test_a_price_change_reaches_the_carts_snapshot(system):
+    async with system.catalog() as catalog:
+        product = await service.create_product(
+            catalog, ProductCreate(sku="W-1", name="Widget", price="5.00", stock=3)
+        )
+        await put_in_a_cart(system, product)
+        await service.update_product(
+            catalog, product.id, ProductPatch(price="7.25"), ExpectedVersion(1, False)
+        )
+    await system.relay()
+    await system.work()
+    item = await system.cart_item(product.id)
+    assert (str(item["current_price"]), str(item["price_when_added"]), item["product_version"]) == (
+        "7.25",
+        "5.00",
+        2,
+    )
+    assert system.worker.failed == 0
+    assert (await system.worker.redis.xpending(system.keys.catalog_events(), GROUP))["pending"] == 0
+
+
+async def test_duplicates_and_older_events_change_nothing(system):
+    async with system.catalog() as catalog:
+        product = await service.create_product(
+            catalog, ProductCreate(sku="W-2", name="Widget", price="5.00", stock=3)
+        )
+        await put_in_a_cart(system, product)
+        await service.update_product(
+            catalog, product.id, ProductPatch(price="8.00"), ExpectedVersion(1, False)
+        )
+        await service.update_product(
+            catalog, product.id, ProductPatch(name="Widget 2"), ExpectedVersion(2, False)
+        )
+    await system.relay()
+    await system.work()
+    after = await system.cart_item(product.id)
+    assert (after["product_name"], after["product_version"]) == ("Widget 2", 3)
+    # Replay the whole stream: every event again, older ones after newer ones.
+    redis, stream = system.worker.redis, system.keys.catalog_events()
+    for _, fields in await redis.xrange(stream):
+        await redis.xadd(stream, fields)
+    await system.work()
+    assert await system.cart_item(product.id) == after
+    assert system.worker.failed == 0
+
+
+async def test_a_deleted_or_retired_product_becomes_unavailable(system):
+    async with system.catalog() as catalog:
+        retired = await service.create_product(
+            catalog, ProductCreate(sku="W-3", name="Old", price="1.00", stock=3)
+        )
+        deleted = await service.create_product(
+            catalog, ProductCreate(sku="W-4", name="Gone", price="1.00", stock=3)
+        )
+        for product in (retired, deleted):
+            await put_in_a_cart(system, product)
+        await service.update_product(
+            catalog, retired.id, ProductPatch(is_active=False), ExpectedVersion(1, False)
+        )
+        await service.delete_product(catalog, deleted.id, None)
+    await system.relay()
+    await system.work()
+    assert (await system.cart_item(retired.id))["is_available"] is False
+    gone = await system.cart_item(deleted.id)
+    assert (gone["is_available"], gone["product_version"]) == (False, 2)
+
+
+async def test_an_event_that_fails_stays_pending(system):
+    redis, stream = system.worker.redis, system.keys.catalog_events()
+    await system.worker.ensure_group()
+    await redis.xadd(stream, {"type": "product.updated", "event": "not json"})
+    await system.work()
+    assert system.worker.failed == 1
+    assert (await redis.xpending(stream, GROUP))["pending"] == 1
