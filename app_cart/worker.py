@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 
 from databases import Database
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from app_cart.handlers import HANDLERS
 from app_cart.settings import CartSettings
@@ -54,6 +55,7 @@ class Worker:
         self.cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
         self.applied = 0
         self.failed = 0
+        self._group_ready = False
 
     async def ensure_group(self) -> None:
         """Create the group if needed, from the stream's start: handlers are idempotent, so
@@ -65,28 +67,51 @@ class Worker:
                 raise
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
-        await self.ensure_group()
+        backoff = 0.5
         while not stop.is_set():
-            await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=HEARTBEAT_SECONDS)
-            messages = await self._read(burst)
-            if not messages:
-                if burst:
-                    return
+            try:
+                more = await self._step(burst)
+            except (RedisError, OSError) as exc:
+                # Unacknowledged events stay pending in Redis: nothing is lost while we wait.
+                log.error("worker cannot reach Redis (%s); retrying in %.1fs", exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 30.0)
                 continue
-            done = [message_id for message_id, fields in messages if await self._apply(message_id, fields)]
-            if done:
-                await self.redis.xack(self.stream, GROUP, *done)
+            backoff = 0.5
+            if not more and burst:
+                return
+
+    async def _step(self, burst: bool) -> bool:
+        """One read, its events applied and acknowledged; False when there was nothing to read."""
+        if not self._group_ready:
+            await self.ensure_group()
+            self._group_ready = True
+        await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=HEARTBEAT_SECONDS)
+        messages = await self._read(burst)
+        if not messages:
+            return False
+        done = [message_id for message_id, fields in messages if await self._apply(message_id, fields)]
+        if done:
+            await self.redis.xack(self.stream, GROUP, *done)
+        return True
 
     async def _read(self, burst: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """The next batch of new messages for this consumer (blocking unless `burst`)."""
         # redis-py types the reply for every protocol version at once; this is RESP2's shape.
-        reply: Any = await self.redis.xreadgroup(
-            GROUP,
-            self.consumer,
-            {self.stream: ">"},
-            count=self.settings.worker_batch_size,
-            block=None if burst else int(self.settings.worker_block_seconds * 1000),
-        )
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                GROUP,
+                self.consumer,
+                {self.stream: ">"},
+                count=self.settings.worker_batch_size,
+                block=None if burst else int(self.settings.worker_block_seconds * 1000),
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis lost the stream (a restart without persistence)
+                self._group_ready = False
+                return []
+            raise
         return list(reply[0][1]) if reply else []
 
     async def _apply(self, message_id: bytes, fields: dict[bytes, bytes]) -> bool:
@@ -116,7 +141,8 @@ async def serve(settings: CartSettings, burst: bool) -> Worker:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    db, redis = create_database(settings), create_redis(settings)
+    db = create_database(settings)
+    redis = create_redis(settings, blocking_seconds=settings.worker_block_seconds)
     await db.connect()
     worker = Worker(settings, db, redis, consumer_name())
     try:

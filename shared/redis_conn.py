@@ -14,12 +14,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from shared.config import Settings
 
 
-def create_redis(settings: Settings) -> Redis:
+def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
+    """The process's pool. A client that issues blocking reads (XREADGROUP BLOCK) passes how
+    long they block, so that its socket timeout outlasts them."""
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_socket_timeout,
-        socket_timeout=settings.redis_socket_timeout,
+        socket_timeout=settings.redis_socket_timeout + blocking_seconds,
         socket_connect_timeout=settings.redis_connect_timeout,
         health_check_interval=30,
     )

@@ -3,8 +3,8 @@
 import asyncio
 import uuid
 
+import anyio
 import pytest
-from redis.asyncio import Redis
 
 from app_cart.settings import CartSettings
 from app_cart.worker import GROUP, Worker
@@ -17,6 +17,7 @@ from shared.config import load_settings
 from shared.db import create_database
 from shared.keys import Keys
 from shared.migrations import SQL_ROOT, migrate
+from shared.redis_conn import create_redis
 from shared.versioning import ExpectedVersion
 from tests.conftest import service_env
 
@@ -34,7 +35,7 @@ async def system(postgres, redis_server):
     cart_settings = load_settings(
         CartSettings, service_env(cart_url, redis_server.url, REDIS_KEY_PREFIX=prefix)
     )
-    redis = Redis.from_url(redis_server.url)
+    redis = create_redis(cart_settings, blocking_seconds=cart_settings.worker_block_seconds)
     cart_db = create_database(cart_settings)
     await cart_db.connect()
 
@@ -155,3 +156,26 @@ async def test_an_event_that_fails_stays_pending(system):
     await system.work()
     assert system.worker.failed == 1
     assert (await redis.xpending(stream, GROUP))["pending"] == 1
+
+
+async def test_a_running_worker_blocks_for_events_and_stops_on_request(system):
+    # The real loop: blocking reads (longer than the socket timeout of other clients), then stop.
+    stop = asyncio.Event()
+    task = asyncio.create_task(system.worker.run(stop))
+    async with system.catalog() as catalog:
+        product = await service.create_product(
+            catalog, ProductCreate(sku="W-5", name="Live", price="2.00", stock=3)
+        )
+    await put_in_a_cart(system, product)
+    async with system.catalog() as catalog:
+        await service.update_product(
+            catalog, product.id, ProductPatch(price="2.50"), ExpectedVersion(1, False)
+        )
+    await system.relay()
+    with anyio.fail_after(10):  # until the running worker has applied the change
+        while (await system.cart_item(product.id))["product_version"] != 2:  # noqa: ASYNC110 (polled state)
+            await anyio.sleep(0.02)
+    stop.set()
+    with anyio.fail_after(10):
+        await task
+    assert system.worker.failed == 0
