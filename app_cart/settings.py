@@ -47,6 +47,10 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     # The worker applying catalog events (python -m app_cart.worker).
     worker_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     worker_block_seconds: Seconds = 2.0
+    # A failed event is retried once idle for base * 2^(deliveries - 1) seconds, and parked as
+    # dead (consumer "dead" of the group) after this many deliveries.
+    worker_retry_base_seconds: Seconds = 1.0
+    worker_max_deliveries: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
 
     max_item_quantity: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
     # The catalog's batch endpoint takes 100 ids, so a whole cart is one request.

@@ -39,6 +39,8 @@ from shared.redis_conn import create_redis
 log = logging.getLogger("app_cart.worker")
 
 GROUP = "cart"
+DEAD = "dead"  # the consumer that holds parked events; the reclaim loop skips it
+_PEL_PAGES = 10  # pending entries looked at per reclaim: 10 pages of 100
 HEARTBEAT_SECONDS = 30
 TOMBSTONE_SECONDS = 60.0
 
@@ -53,8 +55,11 @@ class Worker:
         self.stream = keys.catalog_events()
         self.heartbeat = keys.worker_heartbeat(consumer)
         self.cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
+        self.errors = keys.event_errors()
+        self.keys = keys
         self.applied = 0
         self.failed = 0
+        self.parked = 0
         self._group_ready = False
 
     async def ensure_group(self) -> None:
@@ -88,6 +93,7 @@ class Worker:
             await self.ensure_group()
             self._group_ready = True
         await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=HEARTBEAT_SECONDS)
+        await self.reclaim()
         messages = await self._read(burst)
         if not messages:
             return False
@@ -95,6 +101,69 @@ class Worker:
         if done:
             await self.redis.xack(self.stream, GROUP, *done)
         return True
+
+    async def reclaim(self) -> int:
+        """Retry pending events that have waited long enough; park those delivered too often.
+
+        Each failed delivery doubles the wait before the next (WORKER_RETRY_BASE_SECONDS, then
+        2x, 4x...), so a dependency that is down is not hammered. Any worker may reclaim: a
+        claim (XCLAIM with the minimum idle time) succeeds for one of them only.
+        Returns how many events it retried or parked.
+        """
+        base_ms = int(self.settings.worker_retry_base_seconds * 1000)
+        handled, start = 0, "-"
+        for _ in range(_PEL_PAGES):
+            page: Any = await self.redis.xpending_range(self.stream, GROUP, start, "+", 100, idle=base_ms)
+            for entry in page:
+                if entry["consumer"].decode() == DEAD:
+                    continue
+                deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
+                if deliveries >= self.settings.worker_max_deliveries:
+                    handled += await self._park(entry["message_id"], deliveries)
+                elif idle >= base_ms * 2 ** (deliveries - 1):
+                    handled += await self._retry(entry["message_id"], base_ms * 2 ** (deliveries - 1))
+            if len(page) < 100:
+                break
+            start = "(" + page[-1]["message_id"].decode()  # exclusive: the next page
+        return handled
+
+    async def _retry(self, message_id: bytes, min_idle_ms: int) -> int:
+        claimed: Any = await self.redis.xclaim(self.stream, GROUP, self.consumer, min_idle_ms, [message_id])
+        for claimed_id, fields in claimed:
+            if fields is None:  # its payload is gone from the stream: nothing to retry
+                await self._park(claimed_id, 0)
+            elif await self._apply(claimed_id, fields):
+                await self.redis.xack(self.stream, GROUP, claimed_id)
+                await self.redis.hdel(self.errors, claimed_id)
+        return len(claimed)
+
+    async def _park(self, message_id: bytes, deliveries: int) -> int:
+        """Move an event to the consumer `dead`, with what an operator needs beside it."""
+        text_id = message_id.decode()
+        entries: Any = await self.redis.xrange(self.stream, text_id, text_id)
+        fields = {k.decode(): v.decode() for k, v in entries[0][1].items()} if entries else {}
+        raw_error: Any = await self.redis.hget(self.errors, text_id)
+        error = raw_error.decode() if raw_error else "(no error recorded)"
+        # Claimed first: of two workers parking the same event, one claims it and records it.
+        claimed: Any = await self.redis.xclaim(self.stream, GROUP, DEAD, 0, [text_id], justid=True)
+        if not claimed:
+            return 0
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self.keys.dead_event(text_id),
+                mapping={
+                    "type": fields.get("type", "?"),
+                    "event": fields.get("event", ""),
+                    "error": error,
+                    "deliveries": deliveries,
+                    "parked_at": datetime.now(UTC).isoformat(),
+                },
+            )
+            pipe.hdel(self.errors, text_id)
+            await pipe.execute()
+        self.parked += 1
+        log.error("event %s parked as dead after %d deliveries: %s", text_id, deliveries, error)
+        return 1
 
     async def _read(self, burst: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """The next batch of new messages for this consumer (blocking unless `burst`)."""
@@ -126,7 +195,10 @@ class Worker:
         except Exception as exc:  # whatever failed, the event must stay pending, not crash the worker
             # Left pending (not acknowledged): retried later, parked as dead after too many tries.
             self.failed += 1
-            log.error("event %s failed: %s: %s", message_id.decode(), type(exc).__name__, exc)
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("event %s failed: %s", message_id.decode(), reason)
+            with contextlib.suppress(RedisError, OSError):  # the reason is a courtesy, not a must
+                await self.redis.hset(self.errors, message_id, f"{datetime.now(UTC).isoformat()} {reason}")
             return False
         self.applied += 1
         return True

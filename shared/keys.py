@@ -18,6 +18,11 @@ What lives where, and for how long:
 - `<p>:catalog-events`: stream, every catalog event in commit order (fields: type,
   aggregate_id, version, event_id, event: the JSON); no TTL: it is trimmed by the relay.
   Its consumer group `cart` is read by the cart's workers.
+- `<p>:catalog-events:errors`: hash, message id -> the last error of an event being retried;
+  no TTL: a field is removed when its event is applied or parked.
+- `<p>:catalog-events:dead:<message id>`: hash, a parked (dead) event: its payload, type, last
+  error, when it was parked and how often it was delivered; no TTL: it waits for an operator
+  (replay or discard), and it keeps the payload even if the stream is trimmed past it.
 - `<p>:worker:<consumer>:heartbeat`: string, when that worker last looped; expires after 30 s,
   so a key present means a live worker.
 
@@ -52,6 +57,12 @@ class Keys:
 
     def catalog_events(self) -> str:
         return f"{self.prefix}:catalog-events"
+
+    def dead_event(self, message_id: str) -> str:
+        return f"{self.prefix}:catalog-events:dead:{message_id}"
+
+    def event_errors(self) -> str:
+        return f"{self.prefix}:catalog-events:errors"
 
     def worker_heartbeat(self, consumer: str) -> str:
         return f"{self.prefix}:worker:{consumer}:heartbeat"

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import anyio
+import msgspec
 import pytest
 
 from app_cart.settings import CartSettings
@@ -179,3 +180,75 @@ async def test_a_running_worker_blocks_for_events_and_stops_on_request(system):
     with anyio.fail_after(10):
         await task
     assert system.worker.failed == 0
+
+
+def quick_retries(system, consumer: str = "retrier") -> Worker:
+    """A worker retrying after 0.05 s, then 0.1 s, and parking after 3 deliveries."""
+    settings = msgspec.structs.replace(
+        system.worker.settings, worker_retry_base_seconds=0.05, worker_max_deliveries=3
+    )
+    return Worker(settings, system.worker.db, system.worker.redis, consumer)
+
+
+async def test_a_poison_event_is_retried_with_growing_waits_then_parked_as_dead(system):
+    worker, redis, stream = quick_retries(system), system.worker.redis, system.keys.catalog_events()
+    await worker.ensure_group()
+    message_id = (await redis.xadd(stream, {"type": "product.updated", "event": "not json"})).decode()
+    await worker.run(asyncio.Event(), burst=True)  # delivery 1: fails, stays pending
+
+    async def deliveries() -> int:
+        return int((await redis.xpending_range(stream, GROUP, "-", "+", 10))[0]["times_delivered"])
+
+    assert await worker.reclaim() == 0  # too soon: not idle for 0.05 s yet
+    await asyncio.sleep(0.06)  # the backoff is what is tested: past 0.05 s, retried
+    assert (await worker.reclaim(), await deliveries()) == (1, 2)
+    await asyncio.sleep(0.06)  # the second wait doubles to 0.1 s: not yet
+    assert await worker.reclaim() == 0
+    await asyncio.sleep(0.06)
+    assert (await worker.reclaim(), await deliveries()) == (1, 3)
+    await asyncio.sleep(0.11)
+    assert await worker.reclaim() == 1  # the third failure makes 3 deliveries: parked
+    # What an operator sees with redis-cli (XPENDING ... dead, HGETALL the dead hash).
+    dead = await redis.xpending_range(stream, GROUP, "-", "+", 10, consumername="dead")
+    assert [entry["message_id"].decode() for entry in dead] == [message_id]
+    reason = {
+        k.decode(): v.decode() for k, v in (await redis.hgetall(system.keys.dead_event(message_id))).items()
+    }
+    assert (reason["type"], reason["event"], reason["deliveries"]) == ("product.updated", "not json", "3")
+    assert "DecodeError" in reason["error"] and reason["parked_at"]
+    assert await worker.reclaim() == 0  # parked events are left alone
+    assert not await redis.hexists(system.keys.event_errors(), message_id)
+
+
+async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
+    from app_cart import handlers as handlers_module
+    from app_cart import worker as worker_module
+
+    calls = []
+
+    async def flaky(db, cache, event):
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise ConnectionError("the database blinked")
+        await handlers_module.product_changed(db, cache, event)
+
+    monkeypatch.setitem(worker_module.HANDLERS, "product.updated", flaky)
+    async with system.catalog() as catalog:
+        product = await service.create_product(
+            catalog, ProductCreate(sku="W-6", name="Flaky", price="1.00", stock=3)
+        )
+    await put_in_a_cart(system, product)
+    async with system.catalog() as catalog:
+        await service.update_product(
+            catalog, product.id, ProductPatch(price="1.50"), ExpectedVersion(1, False)
+        )
+    await system.relay()
+    worker = quick_retries(system)
+    await worker.run(asyncio.Event(), burst=True)
+    assert worker.failed == 1 and (await system.cart_item(product.id))["product_version"] == 1
+    await asyncio.sleep(0.06)  # past the first backoff
+    assert await worker.reclaim() == 1
+    assert (await system.cart_item(product.id))["product_version"] == 2
+    stream = system.keys.catalog_events()
+    assert (await system.worker.redis.xpending(stream, GROUP))["pending"] == 0
+    assert await system.worker.redis.hlen(system.keys.event_errors()) == 0
