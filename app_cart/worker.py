@@ -31,15 +31,15 @@ from app_cart.settings import CartSettings
 from shared.config import SettingsError, load_settings
 from shared.db import create_database
 from shared.events import decode
-from shared.keys import Keys
+from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from shared.logs import configure_logging
 from shared.product_cache import ProductInvalidator
 from shared.redis_conn import create_redis
 
 log = logging.getLogger("app_cart.worker")
 
-GROUP = "cart"
-DEAD = "dead"  # the consumer that holds parked events; the reclaim loop skips it
+GROUP = CART_GROUP
+DEAD = DEAD_CONSUMER  # holds parked events; the reclaim loop skips it
 _PEL_PAGES = 10  # pending entries looked at per reclaim: 10 pages of 100
 HEARTBEAT_SECONDS = 30
 TOMBSTONE_SECONDS = 60.0

@@ -32,6 +32,11 @@ keeps them together), not a Cluster; the limiter's and breaker's keys are cluste
 
 from __future__ import annotations
 
+# The consumer group of the cart's workers on the catalog event stream, and the consumer that
+# holds parked (dead) events in it.
+CART_GROUP = "cart"
+DEAD_CONSUMER = "dead"
+
 
 class Keys:
     def __init__(self, prefix: str) -> None:

@@ -252,3 +252,89 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
     stream = system.keys.catalog_events()
     assert (await system.worker.redis.xpending(stream, GROUP))["pending"] == 0
     assert await system.worker.redis.hlen(system.keys.event_errors()) == 0
+
+
+async def park_a_poison_event(system) -> tuple[Worker, str]:
+    """A dead event, as a worker leaves it after its retries."""
+    worker, redis = quick_retries(system, "parker"), system.worker.redis
+    await worker.ensure_group()
+    message_id = (
+        await redis.xadd(system.keys.catalog_events(), {"type": "product.updated", "event": "{}"})
+    ).decode()
+    await worker.run(asyncio.Event(), burst=True)
+    with anyio.fail_after(10):
+        while not worker.parked:
+            await anyio.sleep(0.05)
+            await worker.reclaim()
+    return worker, message_id
+
+
+async def test_operators_list_show_replay_and_discard_dead_events(system, redis_server):
+    from redis import Redis as SyncRedis
+
+    from shared.event_ops import EventOps
+
+    _, dead_id = await park_a_poison_event(system)
+    with SyncRedis.from_url(redis_server.url) as redis:
+        ops = EventOps(redis, system.keys)
+        assert [reason["id"] for reason in ops.dead()] == [dead_id]
+        assert ops.pending() == {"dead": 1}
+        assert {group["name"] for group in ops.groups()} == {"cart"}
+        shown = ops.show(dead_id)
+        assert shown["entry"]["type"] == "product.updated" and shown["dead"]["deliveries"] == "3"
+        replayed = ops.replay(dead_id)
+        assert ops.dead() == [] and ops.pending() == {}
+        assert (
+            redis.xrange(system.keys.catalog_events(), replayed, replayed)[0][1][b"replay_of"]
+            == dead_id.encode()
+        )
+        with pytest.raises(LookupError):
+            ops.discard(dead_id)
+
+
+def test_discard_needs_a_confirmation(redis_server, monkeypatch):
+    from shared.event_ops import main
+
+    monkeypatch.setenv("ENV", "test")
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    assert main(["discard", "1-1"]) == 1
+
+
+async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(system, redis_server, monkeypatch):
+    from redis import Redis as SyncRedis
+
+    from app_cart import worker as worker_module
+    from shared.event_ops import EventOps
+
+    async def broken(db, cache, event):
+        raise RuntimeError("a bug in the handler")
+
+    async with system.catalog() as catalog:
+        product = await service.create_product(
+            catalog, ProductCreate(sku="W-7", name="Bug", price="1.00", stock=3)
+        )
+    await put_in_a_cart(system, product)
+    async with system.catalog() as catalog:
+        await service.update_product(
+            catalog, product.id, ProductPatch(price="4.00"), ExpectedVersion(1, False)
+        )
+    await system.relay()
+    with monkeypatch.context() as patched:
+        patched.setitem(worker_module.HANDLERS, "product.updated", broken)
+        worker = quick_retries(system, "buggy")
+        await worker.run(asyncio.Event(), burst=True)
+        with anyio.fail_after(10):
+            while not worker.parked:
+                await anyio.sleep(0.05)
+                await worker.reclaim()
+    assert (await system.cart_item(product.id))["product_version"] == 1
+    with SyncRedis.from_url(redis_server.url) as redis:
+        ops = EventOps(redis, system.keys)
+        [dead] = ops.dead()
+        assert "a bug in the handler" in dead["error"]
+        ops.replay(dead["id"])
+    fixed = quick_retries(system, "fixed")
+    await fixed.run(asyncio.Event(), burst=True)
+    assert (fixed.applied, fixed.failed) == (1, 0)
+    item = await system.cart_item(product.id)
+    assert (str(item["current_price"]), item["product_version"]) == ("4.00", 2)
