@@ -9,8 +9,9 @@
   If it dies between the XADD and the UPDATE, the batch is sent again: events are at least
   once, and the cart's handlers ignore what they have already applied.
 - It wakes on `NOTIFY storefront_outbox` (sent by every change at commit) and also polls, in
-  case a notification is missed. When Redis is down it retries with backoff; the rows simply
-  stay unsent. Sent rows are kept OUTBOX_RETENTION_HOURS, then pruned.
+  case a notification is missed. Once a minute it trims the stream of what every consumer group
+  has read and acknowledged (shared/stream_trim.py). When Redis is down it retries with
+  backoff; the rows simply stay unsent. Sent rows are kept OUTBOX_RETENTION_HOURS, then pruned.
 - After a Redis data loss, `python -m app_product.relay resend --since 2026-11-23T10:00:00Z`
   marks the rows sent since then as unsent again, and the active relay sends them again.
 """
@@ -37,11 +38,13 @@ from shared.config import SettingsError, load_settings
 from shared.keys import Keys
 from shared.logs import configure_logging
 from shared.redis_conn import create_redis
+from shared.stream_trim import trim
 
 log = logging.getLogger("app_product.relay")  # named: run as __main__, __name__ would not say
 
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"storefront.outbox-relay").digest()[:8], "big", signed=True)
 _PRUNE_EVERY_SECONDS = 600.0
+_TRIM_EVERY_SECONDS = 60.0
 _MAX_BACKOFF_SECONDS = 30.0
 
 _UNSENT = (
@@ -123,7 +126,7 @@ class Relay:
     async def _loop(
         self, conn: asyncpg.Connection, stop: asyncio.Event, wake: asyncio.Event, burst: bool
     ) -> None:
-        backoff, redis_down, pruned_at = 0.5, False, 0.0
+        backoff, redis_down, pruned_at, trimmed_at = 0.5, False, 0.0, 0.0
         while not stop.is_set():
             wake.clear()
             try:
@@ -145,6 +148,10 @@ class Relay:
             if time.monotonic() - pruned_at > _PRUNE_EVERY_SECONDS:
                 await self.prune(conn)
                 pruned_at = time.monotonic()
+            if time.monotonic() - trimmed_at > _TRIM_EVERY_SECONDS:
+                with contextlib.suppress(RedisError, OSError):  # trimming waits for the next round
+                    await trim(self.redis, self.stream, self.settings.stream_retention_seconds)
+                trimmed_at = time.monotonic()
             await _wait_any(stop, wake, self.settings.relay_poll_seconds)
 
 

@@ -19,3 +19,6 @@ class CatalogSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     relay_poll_seconds: Seconds = 1.0
     outbox_retention_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 90)] = 72
+    # Stream entries read and acknowledged by every consumer group are trimmed once older than
+    # this (shared/stream_trim.py): recent history stays for operators to look at.
+    stream_retention_seconds: Annotated[float, msgspec.Meta(ge=0, le=30 * 86400)] = 3600.0

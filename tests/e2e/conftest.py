@@ -58,28 +58,29 @@ def running_service(
         process.communicate()
 
 
-SHARED_PREFIX = f"e2e{uuid.uuid4().hex[:8]}"  # a catalog and a cart share a cache: one prefix
+def new_prefix() -> str:
+    """Redis keys for one system: its catalog and carts share them (the product cache, the
+    breaker), and no other test's state (an open breaker, say) can leak in."""
+    return f"e2e{uuid.uuid4().hex[:8]}"
 
 
 def running_catalog(
-    database_url: str, redis_url: str, log: Path | None = None
+    database_url: str, redis_url: str, *, prefix: str, log: Path | None = None
 ) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
-    env = service_env(database_url, redis_url, REDIS_KEY_PREFIX=SHARED_PREFIX)
+    env = service_env(database_url, redis_url, REDIS_KEY_PREFIX=prefix)
     return running_service("app_product", env, log)
 
 
 def running_cart(
-    database_url: str, redis_url: str, catalog_url: str, **extra: str
+    database_url: str, redis_url: str, catalog_url: str, *, prefix: str, **extra: str
 ) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
-    env = service_env(
-        database_url, redis_url, CATALOG_URL=catalog_url, REDIS_KEY_PREFIX=SHARED_PREFIX, **extra
-    )
+    env = service_env(database_url, redis_url, CATALOG_URL=catalog_url, REDIS_KEY_PREFIX=prefix, **extra)
     return running_service("app_cart", env)
 
 
 @pytest.fixture
 def catalog_process(catalog_db_url, redis_server) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    with running_catalog(catalog_db_url, redis_server.url) as running:
+    with running_catalog(catalog_db_url, redis_server.url, prefix=new_prefix()) as running:
         yield running
 
 
@@ -102,8 +103,9 @@ def demo_system(postgres, redis_server) -> Iterator[tuple[str, str]]:
     )
     prepare(catalog_db, redis_server.url, "catalog", ["app_product.demo"])
     prepare(cart_db, redis_server.url, "cart")
+    prefix = new_prefix()
     with (
-        running_catalog(catalog_db, redis_server.url) as (catalog, _),
-        running_cart(cart_db, redis_server.url, catalog) as (cart, _),
+        running_catalog(catalog_db, redis_server.url, prefix=prefix) as (catalog, _),
+        running_cart(cart_db, redis_server.url, catalog, prefix=prefix) as (cart, _),
     ):
         yield catalog, cart

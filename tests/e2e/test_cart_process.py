@@ -8,7 +8,7 @@ import pytest
 from redis import Redis
 
 from tests.conftest import as_user, make_token
-from tests.e2e.conftest import SHARED_PREFIX, prepare, running_cart, running_catalog, wait_until
+from tests.e2e.conftest import new_prefix, prepare, running_cart, running_catalog, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +23,16 @@ def fresh_databases(postgres, redis_server) -> tuple[str, str]:
 
 def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgres, redis_server):
     catalog_db, cart_db = fresh_databases(postgres, redis_server)
+    prefix = new_prefix()
     admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
     shopper = as_user("e2e-shopper")
     with (
-        running_catalog(catalog_db, redis_server.url) as (catalog_url, catalog_process),
+        running_catalog(catalog_db, redis_server.url, prefix=prefix) as (catalog_url, catalog_process),
         # Cache entries go stale after 0.3 s, so the outage below shows stale-if-error.
-        running_cart(cart_db, redis_server.url, catalog_url, CACHE_TTL_SECONDS="0.3") as (cart_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix, CACHE_TTL_SECONDS="0.3") as (
+            cart_url,
+            _,
+        ),
         httpx.Client(base_url=catalog_url, timeout=5) as catalog,
         httpx.Client(base_url=cart_url, timeout=5) as cart,
     ):
@@ -62,13 +66,14 @@ def test_the_cart_reads_the_catalog_over_http_and_survives_it_going_down(postgre
 
 def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, redis_server, tmp_path):
     catalog_db, cart_db = fresh_databases(postgres, redis_server)
+    prefix = new_prefix()
     admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
     shoppers = [as_user(f"cold-{i}") for i in range(10)]
     catalog_log = tmp_path / "catalog.log"
     with (
-        running_catalog(catalog_db, redis_server.url, log=catalog_log) as (catalog_url, _),
-        running_cart(cart_db, redis_server.url, catalog_url) as (first_url, _),
-        running_cart(cart_db, redis_server.url, catalog_url) as (second_url, _),
+        running_catalog(catalog_db, redis_server.url, prefix=prefix, log=catalog_log) as (catalog_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix) as (first_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix) as (second_url, _),
         httpx.Client(base_url=catalog_url, timeout=5) as catalog,
     ):
         product = catalog.post(
@@ -82,7 +87,7 @@ def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, red
                     "/api/cart/items", json={"product_id": product["id"]}, headers=shopper
                 ).raise_for_status()
         with Redis.from_url(redis_server.url) as redis:
-            redis.delete(f"{SHARED_PREFIX}:product:{product['id']}")  # cold again
+            redis.delete(f"{prefix}:product:{product['id']}")  # cold again
         batch_calls = catalog_log.read_text().count('"route":"/api/products"')
 
         async def burst() -> list[httpx.Response]:
