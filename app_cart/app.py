@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.types import Scope
 
 from app_cart.cart import Context
+from app_cart.internal import routes as internal_routes
 from app_cart.products import ProductClient
 from app_cart.routes import routes
 from app_cart.settings import CartSettings
@@ -62,7 +63,9 @@ def create_app(
                 await pruner
             await app.state.cart.products.aclose()
 
-    app = build_app(SERVICE, settings, routes, lifespan, rate_limit_groups=rate_limit_groups)
+    app = build_app(
+        SERVICE, settings, [*routes, *internal_routes], lifespan, rate_limit_groups=rate_limit_groups
+    )
     breaker = CircuitBreaker(
         app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()
     )

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from app_product.repo import OUTBOX_CHANNEL
 from app_product.settings import CatalogSettings
 from shared.config import SettingsError, load_settings
+from shared.events import stream_fields
 from shared.keys import Keys
 from shared.logs import configure_logging
 from shared.redis_conn import create_redis
@@ -73,16 +74,14 @@ class Relay:
             return 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for row in rows:
-                pipe.xadd(
-                    self.stream,
-                    {
-                        "type": row["event_type"],
-                        "aggregate_id": row["aggregate_id"],
-                        "version": row["aggregate_version"],
-                        "event_id": row["event_id"],
-                        "event": row["payload"],
-                    },
+                fields = stream_fields(
+                    row["event_id"],
+                    row["event_type"],
+                    row["aggregate_id"],
+                    row["aggregate_version"],
+                    row["payload"],
                 )
+                pipe.xadd(self.stream, fields)
             await pipe.execute()
         await conn.execute(_MARK_SENT, [row["id"] for row in rows])
         self.sent += len(rows)
