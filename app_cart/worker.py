@@ -103,20 +103,27 @@ class Worker:
         return True
 
     async def reclaim(self) -> int:
-        """Retry pending events that have waited long enough; park those delivered too often.
+        """Retry pending events that failed or whose worker died; park those delivered too often.
 
-        Each failed delivery doubles the wait before the next (WORKER_RETRY_BASE_SECONDS, then
-        2x, 4x...), so a dependency that is down is not hammered. Any worker may reclaim: a
-        claim (XCLAIM with the minimum idle time) succeeds for one of them only.
-        Returns how many events it retried or parked.
+        A pending event is one of three things. It failed (its error is recorded): it is retried
+        once idle for WORKER_RETRY_BASE_SECONDS, then twice as long after each further failure,
+        so a dependency that is down is not hammered. Its worker died (the worker's heartbeat key
+        expired): it is taken over the same way. Or a live worker is still applying it: it is
+        left alone, so no event is applied twice. Any worker may reclaim; XCLAIM with the
+        minimum idle time lets only one of them have each event. Returns how many it handled.
         """
         base_ms = int(self.settings.worker_retry_base_seconds * 1000)
-        handled, start = 0, "-"
+        handled, start, alive = 0, "-", dict[str, bool]()
         for _ in range(_PEL_PAGES):
             page: Any = await self.redis.xpending_range(self.stream, GROUP, start, "+", 100, idle=base_ms)
-            for entry in page:
-                if entry["consumer"].decode() == DEAD:
-                    continue
+            live = [entry for entry in page if entry["consumer"].decode() != DEAD]
+            failed: Any = await self.redis.hmget(self.errors, [e["message_id"] for e in live]) if live else []
+            for entry, error in zip(live, failed, strict=True):
+                owner = entry["consumer"].decode()
+                if owner not in alive:
+                    alive[owner] = bool(await self.redis.exists(self.keys.worker_heartbeat(owner)))
+                if error is None and alive[owner]:
+                    continue  # in flight at a live worker
                 deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
                 if deliveries >= self.settings.worker_max_deliveries:
                     handled += await self._park(entry["message_id"], deliveries)

@@ -41,7 +41,7 @@ def new_event(
     type_: str,
     aggregate_id: int,
     version: int,
-    data: msgspec.Struct | None,
+    data: msgspec.Struct | dict[str, Any] | None,
     changed: list[str] | None = None,
     occurred_at: datetime | None = None,
 ) -> Event:

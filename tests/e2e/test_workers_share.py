@@ -1,0 +1,83 @@
+"""Two worker processes share the group: 10,000 events, each applied by one of them, once."""
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from shared.events import encode, new_event, stream_fields
+from shared.keys import CART_GROUP, Keys
+from shared.migrations import SQL_ROOT, migrate
+from tests.conftest import service_env
+
+pytestmark = pytest.mark.e2e
+
+PRODUCTS, VERSIONS = 1000, 10
+
+
+async def prepare(cart_db: str, redis_url: str, prefix: str) -> None:
+    await migrate(cart_db, SQL_ROOT / "cart")
+    conn = await asyncpg.connect(cart_db)
+    try:
+        cart_id = await conn.fetchval("INSERT INTO carts (user_id) VALUES ('load') RETURNING id")
+        await conn.executemany(
+            "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, price_when_added,"
+            " current_price, is_available, product_version) VALUES ($1, $2, 1, 'p', 1, 1, true, 1)",
+            [(cart_id, product_id) for product_id in range(1, PRODUCTS + 1)],
+        )
+    finally:
+        await conn.close()
+    async with Redis.from_url(redis_url) as redis:
+        stream = Keys(prefix).catalog_events()
+        async with redis.pipeline(transaction=False) as pipe:
+            for version in range(2, VERSIONS + 2):
+                for product_id in range(1, PRODUCTS + 1):
+                    state = {"id": product_id, "name": f"p{version}", "price": f"{version}.00", "stock": 5}
+                    state |= {"is_active": True, "category_name": None}
+                    event = new_event("product.updated", product_id, version, state, ["price"])
+                    json = encode(event).decode()
+                    pipe.xadd(stream, stream_fields(str(event.id), event.type, product_id, version, json))
+            await pipe.execute()
+
+
+def test_two_workers_share_ten_thousand_events_and_apply_each_once(postgres, redis_server):
+    prefix, cart_db = f"t{uuid.uuid4().hex[:8]}", postgres.url(f"load_{uuid.uuid4().hex[:8]}")
+    asyncio.run(prepare(cart_db, redis_server.url, prefix))
+    env = {
+        **os.environ,
+        **service_env(cart_db, redis_server.url, REDIS_KEY_PREFIX=prefix, WORKER_BATCH_SIZE="200"),
+    }
+    command = [sys.executable, "-m", "app_cart.worker", "--burst"]
+    started = time.perf_counter()
+    workers = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    logs = [worker.communicate(timeout=300)[1] for worker in workers]
+    elapsed = time.perf_counter() - started
+    assert [worker.returncode for worker in workers] == [0, 0], logs
+    applied = [int(re.search(r"(\d+) event\(s\) applied, 0 failed", log).group(1)) for log in logs]  # type: ignore[union-attr]
+    assert sum(applied) == PRODUCTS * VERSIONS  # each event applied by exactly one worker
+    assert min(applied) > 0  # the load was shared
+    rate = sum(applied) / elapsed
+    print(f"2 workers applied {sum(applied)} events in {elapsed:.1f}s ({rate:.0f}/s), split {applied}")
+
+    async def check() -> None:
+        async with Redis.from_url(redis_server.url) as redis:
+            assert (await redis.xpending(Keys(prefix).catalog_events(), CART_GROUP))["pending"] == 0
+        conn = await asyncpg.connect(cart_db)
+        try:
+            versions = await conn.fetch(
+                "SELECT DISTINCT product_version, current_price::text FROM cart_items"
+            )
+        finally:
+            await conn.close()
+        assert [(r["product_version"], r["current_price"]) for r in versions] == [
+            (VERSIONS + 1, f"{VERSIONS + 1}.00")
+        ]
+
+    asyncio.run(check())
