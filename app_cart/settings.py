@@ -51,6 +51,9 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     # dead (consumer "dead" of the group) after this many deliveries.
     worker_retry_base_seconds: Seconds = 1.0
     worker_max_deliveries: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    # A worker refreshes its heartbeat every loop; once it has expired the worker counts as
+    # dead and others take over its pending events. Longer than the slowest batch.
+    worker_heartbeat_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
 
     max_item_quantity: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
     # The catalog's batch endpoint takes 100 ids, so a whole cart is one request.

@@ -6,7 +6,8 @@ Each event is applied in its own transaction (handlers.py) and acknowledged only
 transaction committed, all of a batch's acknowledgements in one `XACK`. An event whose handler
 fails is not acknowledged: it stays in the group's pending list for retry. SIGTERM lets the
 batch in hand finish and be acknowledged, then the worker exits. Each loop refreshes a
-heartbeat key (30 s TTL); `--burst` processes what is there and exits (for tests and scripts).
+heartbeat key (WORKER_HEARTBEAT_SECONDS TTL): once it expires, other workers take over the
+pending events. `--burst` processes what is there and exits (for tests and scripts).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ log = logging.getLogger("app_cart.worker")
 GROUP = CART_GROUP
 DEAD = DEAD_CONSUMER  # holds parked events; the reclaim loop skips it
 _PEL_PAGES = 10  # pending entries looked at per reclaim: 10 pages of 100
-HEARTBEAT_SECONDS = 30
 TOMBSTONE_SECONDS = 60.0
 
 
@@ -92,7 +92,8 @@ class Worker:
         if not self._group_ready:
             await self.ensure_group()
             self._group_ready = True
-        await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=HEARTBEAT_SECONDS)
+        heartbeat_ttl = self.settings.worker_heartbeat_seconds
+        await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=heartbeat_ttl)
         await self.reclaim()
         messages = await self._read(burst)
         if not messages:

@@ -16,6 +16,7 @@ from shared.events import encode, new_event, stream_fields
 from shared.keys import CART_GROUP, Keys
 from shared.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +82,63 @@ def test_two_workers_share_ten_thousand_events_and_apply_each_once(postgres, red
         ]
 
     asyncio.run(check())
+
+
+def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_is_applied_twice_in_effect(
+    postgres, redis_server
+):
+    prefix, cart_db = f"t{uuid.uuid4().hex[:8]}", postgres.url(f"kill_{uuid.uuid4().hex[:8]}")
+    asyncio.run(prepare(cart_db, redis_server.url, prefix))
+    settings = {
+        "REDIS_KEY_PREFIX": prefix,
+        "WORKER_BATCH_SIZE": "2000",  # one long batch, to be killed in its middle
+        "WORKER_HEARTBEAT_SECONDS": "1",
+        "WORKER_RETRY_BASE_SECONDS": "0.2",
+    }
+    env = {**os.environ, **service_env(cart_db, redis_server.url, **settings)}
+
+    async def progress() -> int:
+        conn = await asyncpg.connect(cart_db)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM cart_items WHERE product_version > 1"))
+        finally:
+            await conn.close()
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "app_cart.worker"], env=env, stderr=subprocess.DEVNULL
+    ) as first:
+        wait_until(lambda: asyncio.run(progress()) > 0, timeout=60)
+        first.kill()  # SIGKILL, in the middle of its first batch of 2,000
+    stream, heartbeat_pattern = Keys(prefix).catalog_events(), Keys(prefix).worker_heartbeat("*")
+
+    async def orphaned() -> tuple[int, int]:
+        async with Redis.from_url(redis_server.url) as redis:
+            pending = (await redis.xpending(stream, CART_GROUP))["pending"]
+            beats = [key async for key in redis.scan_iter(match=heartbeat_pattern)]
+        return pending, len(beats)
+
+    pending, _ = asyncio.run(orphaned())
+    assert pending > 0  # the dead worker's batch: read, never acknowledged
+    wait_until(lambda: asyncio.run(orphaned())[1] == 0, timeout=10)  # its heartbeat expires
+    second = subprocess.run(
+        [sys.executable, "-m", "app_cart.worker", "--burst"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "0 failed" in second.stderr
+    assert asyncio.run(orphaned())[0] == 0  # every event acknowledged
+
+    async def final_state() -> list[tuple[int, str]]:
+        conn = await asyncpg.connect(cart_db)
+        try:
+            rows = await conn.fetch("SELECT DISTINCT product_version, current_price::text FROM cart_items")
+        finally:
+            await conn.close()
+        return [(row["product_version"], row["current_price"]) for row in rows]
+
+    # Events applied by the first worker and applied again after the takeover changed nothing
+    # the second time: every item ends at its product's newest version.
+    assert asyncio.run(final_state()) == [(VERSIONS + 1, f"{VERSIONS + 1}.00")]

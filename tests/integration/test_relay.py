@@ -25,6 +25,7 @@ from shared.keys import Keys
 from shared.migrations import SQL_ROOT, migrate
 from shared.versioning import ExpectedVersion
 from tests.conftest import service_env
+from tests.e2e.conftest import wait_until
 
 
 @pytest.fixture
@@ -168,13 +169,8 @@ def test_one_relay_is_active_and_a_standby_takes_over(catalog_db, redis_server, 
         with log.open("w") as stderr:  # the child keeps its own copy of the file
             return subprocess.Popen(command, env=env, stderr=stderr, stdout=subprocess.DEVNULL)
 
-    def wait_for(predicate, timeout=20.0):
-        import time
-
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, [log.read_text() for log in logs]
-            time.sleep(0.05)  # polling other processes' logs and state
+    def wait_for(predicate):
+        wait_until(predicate, timeout=20.0)
 
     first = start(logs[0])
     wait_for(lambda: "relay active" in logs[0].read_text())
