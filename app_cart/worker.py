@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from app_cart.handlers import HANDLERS
 from app_cart.settings import CartSettings
-from shared.config import SettingsError, load_settings
+from shared.config import exit_on_settings_error, load_settings
 from shared.db import create_database
 from shared.events import decode
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
@@ -238,11 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app_cart.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="process what is waiting, then exit")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_settings_error("worker"):
         settings = load_settings(CartSettings)
-    except SettingsError as exc:
-        print(f"worker: {exc}", file=sys.stderr)
-        return 2
     configure_logging(settings.log_level)
     worker = asyncio.run(serve(settings, args.burst))
     log.info("worker stopped: %d event(s) applied, %d failed", worker.applied, worker.failed)

@@ -17,7 +17,7 @@ from app_product.app import open_catalog
 from app_product.schemas import CategoryCreate, ProductCreate
 from app_product.service import Catalog
 from app_product.settings import CatalogSettings
-from shared.config import SettingsError, load_settings
+from shared.config import exit_on_settings_error, load_settings
 from shared.errors import Conflict
 
 CATEGORIES = {
@@ -79,11 +79,8 @@ async def run(settings: CatalogSettings) -> None:
 
 
 def main() -> int:
-    try:
+    with exit_on_settings_error("demo"):
         settings = load_settings(CatalogSettings)
-    except SettingsError as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 2
     asyncio.run(run(settings))
     return 0
 

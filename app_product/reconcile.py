@@ -21,7 +21,7 @@ from app_product.app import open_catalog
 from app_product.schemas import Product
 from app_product.service import Catalog, product_updated
 from app_product.settings import CatalogSettings
-from shared.config import SettingsError, load_settings
+from shared.config import exit_on_settings_error, load_settings
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fix", action="store_true", help="repair the drift found")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_settings_error("reconcile"):
         settings = load_settings(CatalogSettings)
-    except SettingsError as exc:
-        print(f"reconcile: {exc}", file=sys.stderr)
-        return 2
     return asyncio.run(run(settings, args.fix))
 
 

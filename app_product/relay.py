@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from app_product.repo import OUTBOX_CHANNEL
 from app_product.settings import CatalogSettings
-from shared.config import SettingsError, load_settings
+from shared.config import exit_on_settings_error, load_settings
 from shared.events import stream_fields
 from shared.keys import Keys
 from shared.logs import configure_logging
@@ -204,11 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     again = commands.add_parser("resend", help="send again the events sent since a time (after a Redis loss)")
     again.add_argument("--since", required=True, type=_aware_time, help="ISO time, e.g. 2026-11-23T10:00Z")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_settings_error("relay"):
         settings = load_settings(CatalogSettings)
-    except SettingsError as exc:
-        print(f"relay: {exc}", file=sys.stderr)
-        return 2
     configure_logging(settings.log_level)
     if args.command == "resend":
         count = asyncio.run(resend(settings, args.since))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -119,6 +121,20 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
         raise _explain(exc, raw) from None
     _check(settings, raw)
     return settings
+
+
+@contextmanager
+def exit_on_settings_error(program: str) -> Iterator[None]:
+    """Turn a SettingsError raised in the block into one line on stderr and exit status 2.
+
+    The one place every entry point stops on bad configuration, so that an operator reads the
+    same `<program>: configuration error: VARIABLE: problem` from all of them, not a traceback.
+    """
+    try:
+        yield
+    except SettingsError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _explain(exc: msgspec.ValidationError, raw: Mapping[str, str]) -> SettingsError:

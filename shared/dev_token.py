@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from shared.config import HMAC_ALGORITHMS, Settings, SettingsError, load_settings
+from shared.config import HMAC_ALGORITHMS, Settings, SettingsError, exit_on_settings_error, load_settings
 
 
 def mint(settings: Settings, uid: str, roles: list[str], ttl: int, private_key: str | None = None) -> str:
@@ -39,15 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--private-key", type=Path, help="PEM private key for RS*/ES*/EdDSA")
     args = parser.parse_args(argv)
     try:
+        private_key = args.private_key.read_text() if args.private_key else None
+    except OSError as exc:
+        parser.error(f"--private-key: {exc}")  # exits with status 2, like a bad setting
+    roles = [role for role in args.roles.split(",") if role]
+    with exit_on_settings_error("token"):
         settings = load_settings(Settings)
         if settings.is_production:
             raise SettingsError("ENV", "is production; mint real tokens with the auth service")
-        private_key = args.private_key.read_text() if args.private_key else None
-        roles = [role for role in args.roles.split(",") if role]
         print(mint(settings, args.uid, roles, args.ttl, private_key))
-    except (SettingsError, OSError) as exc:
-        print(f"token: {exc}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from redis import Redis
 
-from shared.config import Settings, SettingsError, load_settings
+from shared.config import Settings, exit_on_settings_error, load_settings
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 
 
@@ -99,11 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     discard.add_argument("id")
     discard.add_argument("--yes", action="store_true", help="confirm: the event is dropped, not applied")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_settings_error("events"):
         settings = load_settings(Settings)
-    except SettingsError as exc:
-        print(f"events: {exc}", file=sys.stderr)
-        return 2
     ops = EventOps(Redis.from_url(settings.redis_url), Keys(settings.redis_key_prefix))
     try:
         return _run(ops, args)

@@ -8,7 +8,6 @@ and runs uvicorn.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -20,7 +19,7 @@ from starlette.routing import BaseRoute
 
 from shared.auth import TokenVerifier
 from shared.body_limit import BodyLimitMiddleware
-from shared.config import RATE_LIMIT_GROUPS, S, Settings, SettingsError, load_settings
+from shared.config import RATE_LIMIT_GROUPS, S, Settings, exit_on_settings_error, load_settings
 from shared.db import create_database, ping
 from shared.errors import exception_handlers
 from shared.health import Check, health_routes
@@ -99,12 +98,9 @@ def build_app(
 
 def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starlette]) -> None:
     """Run `service` in this process until SIGTERM/SIGINT."""
-    try:
+    with exit_on_settings_error(service):
         settings = load_settings(settings_class)
         app = create_app(settings)
-    except SettingsError as exc:
-        print(f"{service}: {exc}", file=sys.stderr)
-        sys.exit(2)
     configure_logging(settings.log_level)
     uvicorn.run(
         app,

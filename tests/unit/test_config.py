@@ -1,7 +1,14 @@
 import pytest
 
 from app_product.settings import CatalogSettings
-from shared.config import DEV_JWT_SECRET, Settings, SettingsError, load_settings, variables
+from shared.config import (
+    DEV_JWT_SECRET,
+    Settings,
+    SettingsError,
+    exit_on_settings_error,
+    load_settings,
+    variables,
+)
 
 PRODUCTION = {
     "ENV": "production",
@@ -106,3 +113,12 @@ def test_variables_are_upper_case_field_names():
     names = variables(Settings)
     assert "DATABASE_URL" in names and "JWT_SECRET" in names
     assert all(name == name.upper() for name in names)
+
+
+def test_a_settings_error_exits_with_status_2_and_one_line(capsys):
+    with pytest.raises(SystemExit) as stopped, exit_on_settings_error("worker"):
+        load_settings(Settings, {"ENV": "development", "PORT": "0"})
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("worker: configuration error: PORT: ")
+    assert err.count("\n") == 1
