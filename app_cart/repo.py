@@ -317,41 +317,43 @@ async def clear_cart_promo(db: Database, cart_id: int) -> int | None:
 # Catalog events -------------------------------------------------------------------------------
 
 
+# Both kinds of item keep their own snapshot of the product; an event refreshes every one.
+_SNAPSHOT_TABLES = ("cart_items", "wishlist_items")
+
+
 async def apply_product_state(db: Database, state: Mapping[str, Any], version: int) -> int:
     """Refresh the snapshot of a product in every cart and wishlist item that holds an older
     version of it; the rows changed. The version guard makes a duplicate or an out-of-order
     (older) event change nothing."""
-    values = {
-        "product_id": state["id"],
-        "version": version,
-        "name": state["name"],
-        "category_name": state["category_name"],
-        "price": state["price"],
-        "available": state["is_active"] and state["stock"] > 0,
-    }
-    changed = 0
-    for table, price_column in (("cart_items", "current_price"), ("wishlist_items", "current_price")):
-        changed += len(
-            await db.fetch_all(
-                f"UPDATE {table} SET product_name = :name, category_name = :category_name,"
-                f" {price_column} = CAST(:price AS numeric), is_available = :available,"
-                " product_version = :version"
-                " WHERE product_id = :product_id AND product_version < :version RETURNING 1",
-                values,
-            )
-        )
-    return changed
+    return await _refresh_snapshots(
+        db,
+        "product_name = :name, category_name = :category_name,"
+        " current_price = CAST(:price AS numeric), is_available = :available",
+        {
+            "product_id": state["id"],
+            "version": version,
+            "name": state["name"],
+            "category_name": state["category_name"],
+            "price": state["price"],
+            "available": state["is_active"] and state["stock"] > 0,
+        },
+    )
 
 
 async def mark_product_gone(db: Database, product_id: int, version: int) -> int:
     """The product was deleted: its items stay (the shopper sees why) but cannot be bought."""
+    values = {"product_id": product_id, "version": version}
+    return await _refresh_snapshots(db, "is_available = false", values)
+
+
+async def _refresh_snapshots(db: Database, assignments: str, values: dict[str, Any]) -> int:
     changed = 0
-    for table in ("cart_items", "wishlist_items"):
+    for table in _SNAPSHOT_TABLES:
         changed += len(
             await db.fetch_all(
-                f"UPDATE {table} SET is_available = false, product_version = :version"
+                f"UPDATE {table} SET {assignments}, product_version = :version"
                 " WHERE product_id = :product_id AND product_version < :version RETURNING 1",
-                {"product_id": product_id, "version": version},
+                values,
             )
         )
     return changed
