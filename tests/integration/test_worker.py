@@ -1,6 +1,7 @@
 """Catalog events through the relay and the cart's worker, on fresh databases and a real Redis."""
 
 import asyncio
+import time
 import uuid
 
 import anyio
@@ -83,16 +84,22 @@ async def put_in_a_cart(system, product) -> None:
     )
 
 
-async def test_a_price_change_reaches_the_carts_snapshot(system):
+async def a_repriced_product_in_a_cart(system, sku: str, price: str, new_price: str):
+    """A product put in a cart at `price`, then repriced to `new_price`; its events relayed."""
     async with system.catalog() as catalog:
         product = await service.create_product(
-            catalog, ProductCreate(sku="W-1", name="Widget", price="5.00", stock=3)
+            catalog, ProductCreate(sku=sku, name=sku, price=price, stock=3)
         )
         await put_in_a_cart(system, product)
         await service.update_product(
-            catalog, product.id, ProductPatch(price="7.25"), ExpectedVersion(1, False)
+            catalog, product.id, ProductPatch(price=new_price), ExpectedVersion(1, False)
         )
     await system.relay()
+    return product
+
+
+async def test_a_price_change_reaches_the_carts_snapshot(system):
+    product = await a_repriced_product_in_a_cart(system, "W-1", "5.00", "7.25")
     await system.work()
     item = await system.cart_item(product.id)
     assert (str(item["current_price"]), str(item["price_when_added"]), item["product_version"]) == (
@@ -163,16 +170,7 @@ async def test_a_running_worker_blocks_for_events_and_stops_on_request(system):
     # The real loop: blocking reads (longer than the socket timeout of other clients), then stop.
     stop = asyncio.Event()
     task = asyncio.create_task(system.worker.run(stop))
-    async with system.catalog() as catalog:
-        product = await service.create_product(
-            catalog, ProductCreate(sku="W-5", name="Live", price="2.00", stock=3)
-        )
-    await put_in_a_cart(system, product)
-    async with system.catalog() as catalog:
-        await service.update_product(
-            catalog, product.id, ProductPatch(price="2.50"), ExpectedVersion(1, False)
-        )
-    await system.relay()
+    product = await a_repriced_product_in_a_cart(system, "W-5", "2.00", "2.50")
     with anyio.fail_after(10):  # until the running worker has applied the change
         while (await system.cart_item(product.id))["product_version"] != 2:  # noqa: ASYNC110 (polled state)
             await anyio.sleep(0.02)
@@ -182,32 +180,50 @@ async def test_a_running_worker_blocks_for_events_and_stops_on_request(system):
     assert system.worker.failed == 0
 
 
+RETRY_BASE = 0.05
+
+
 def quick_retries(system, consumer: str = "retrier") -> Worker:
     """A worker retrying after 0.05 s, then 0.1 s, and parking after 3 deliveries."""
     settings = msgspec.structs.replace(
-        system.worker.settings, worker_retry_base_seconds=0.05, worker_max_deliveries=3
+        system.worker.settings, worker_retry_base_seconds=RETRY_BASE, worker_max_deliveries=3
     )
     return Worker(settings, system.worker.db, system.worker.redis, consumer)
+
+
+async def reclaimed(worker: Worker, since: float) -> tuple[int, float, float]:
+    """Poll `worker.reclaim()` until it handles something. Returns how many events it handled,
+    the seconds from `since` to then, and when that attempt began (the next `since`).
+
+    `since` is taken before the delivery whose backoff is measured, so the seconds returned
+    can only overstate the wait: on a slow machine the lower bounds the tests assert still
+    hold, and nothing depends on a sleep being long enough.
+    """
+    with anyio.fail_after(10):
+        while True:
+            attempt = time.monotonic()
+            if handled := await worker.reclaim():
+                return handled, time.monotonic() - since, attempt
+            await anyio.sleep(0.005)
 
 
 async def test_a_poison_event_is_retried_with_growing_waits_then_parked_as_dead(system):
     worker, redis, stream = quick_retries(system), system.worker.redis, system.keys.catalog_events()
     await worker.ensure_group()
     message_id = (await redis.xadd(stream, {"type": "product.updated", "event": "not json"})).decode()
+    first = time.monotonic()
     await worker.run(asyncio.Event(), burst=True)  # delivery 1: fails, stays pending
 
     async def deliveries() -> int:
         return int((await redis.xpending_range(stream, GROUP, "-", "+", 10))[0]["times_delivered"])
 
-    assert await worker.reclaim() == 0  # too soon: not idle for 0.05 s yet
-    await asyncio.sleep(0.06)  # the backoff is what is tested: past 0.05 s, retried
-    assert (await worker.reclaim(), await deliveries()) == (1, 2)
-    await asyncio.sleep(0.06)  # the second wait doubles to 0.1 s: not yet
-    assert await worker.reclaim() == 0
-    await asyncio.sleep(0.06)
-    assert (await worker.reclaim(), await deliveries()) == (1, 3)
-    await asyncio.sleep(0.11)
-    assert await worker.reclaim() == 1  # the third failure makes 3 deliveries: parked
+    # Redis measures idle time in whole milliseconds: allow one.
+    handled, waited, second = await reclaimed(worker, first)
+    assert (handled, await deliveries()) == (1, 2) and waited >= RETRY_BASE - 0.001
+    handled, waited, third = await reclaimed(worker, second)
+    assert (handled, await deliveries()) == (1, 3) and waited >= 2 * RETRY_BASE - 0.001  # doubled
+    handled, _, _ = await reclaimed(worker, third)
+    assert (handled, worker.parked) == (1, 1)  # the third failure makes 3 deliveries: parked
     # What an operator sees with redis-cli (XPENDING ... dead, HGETALL the dead hash).
     dead = await redis.xpending_range(stream, GROUP, "-", "+", 10, consumername="dead")
     assert [entry["message_id"].decode() for entry in dead] == [message_id]
@@ -233,21 +249,12 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
         await handlers_module.product_changed(db, cache, event)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", flaky)
-    async with system.catalog() as catalog:
-        product = await service.create_product(
-            catalog, ProductCreate(sku="W-6", name="Flaky", price="1.00", stock=3)
-        )
-    await put_in_a_cart(system, product)
-    async with system.catalog() as catalog:
-        await service.update_product(
-            catalog, product.id, ProductPatch(price="1.50"), ExpectedVersion(1, False)
-        )
-    await system.relay()
-    worker = quick_retries(system)
+    product = await a_repriced_product_in_a_cart(system, "W-6", "1.00", "1.50")
+    worker, started = quick_retries(system), time.monotonic()
     await worker.run(asyncio.Event(), burst=True)
     assert worker.failed == 1 and (await system.cart_item(product.id))["product_version"] == 1
-    await asyncio.sleep(0.06)  # past the first backoff
-    assert await worker.reclaim() == 1
+    handled, waited, _ = await reclaimed(worker, started)
+    assert handled == 1 and waited >= RETRY_BASE - 0.001  # retried once past the first backoff
     assert (await system.cart_item(product.id))["product_version"] == 2
     stream = system.keys.catalog_events()
     assert (await system.worker.redis.xpending(stream, GROUP))["pending"] == 0
@@ -309,16 +316,7 @@ async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(syste
     async def broken(db, cache, event):
         raise RuntimeError("a bug in the handler")
 
-    async with system.catalog() as catalog:
-        product = await service.create_product(
-            catalog, ProductCreate(sku="W-7", name="Bug", price="1.00", stock=3)
-        )
-    await put_in_a_cart(system, product)
-    async with system.catalog() as catalog:
-        await service.update_product(
-            catalog, product.id, ProductPatch(price="4.00"), ExpectedVersion(1, False)
-        )
-    await system.relay()
+    product = await a_repriced_product_in_a_cart(system, "W-7", "1.00", "4.00")
     with monkeypatch.context() as patched:
         patched.setitem(worker_module.HANDLERS, "product.updated", broken)
         worker = quick_retries(system, "buggy")
