@@ -127,7 +127,7 @@ class Worker:
                     continue  # in flight at a live worker
                 deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
                 if deliveries >= self.settings.worker_max_deliveries:
-                    handled += await self._park(entry["message_id"], deliveries)
+                    handled += await self._park(entry["message_id"], deliveries, base_ms)
                 elif idle >= base_ms * 2 ** (deliveries - 1):
                     handled += await self._retry(entry["message_id"], base_ms * 2 ** (deliveries - 1))
             if len(page) < 100:
@@ -139,21 +139,24 @@ class Worker:
         claimed: Any = await self.redis.xclaim(self.stream, GROUP, self.consumer, min_idle_ms, [message_id])
         for claimed_id, fields in claimed:
             if fields is None:  # its payload is gone from the stream: nothing to retry
-                await self._park(claimed_id, 0)
+                await self._park(claimed_id, 0, 0)  # just claimed by us: no one else lists it
             elif await self._apply(claimed_id, fields):
                 await self.redis.xack(self.stream, GROUP, claimed_id)
                 await self.redis.hdel(self.errors, claimed_id)
         return len(claimed)
 
-    async def _park(self, message_id: bytes, deliveries: int) -> int:
-        """Move an event to the consumer `dead`, with what an operator needs beside it."""
+    async def _park(self, message_id: bytes, deliveries: int, min_idle_ms: int) -> int:
+        """Move an event to the consumer `dead`, with what an operator needs beside it.
+
+        `min_idle_ms` is the idle time the event was listed with. XCLAIM resets idle to zero, so
+        of two workers that listed the same event, the second one's claim finds it too fresh and
+        returns nothing: one parks and records it. (A minimum of 0 would let both claim.)"""
         text_id = message_id.decode()
         entries: Any = await self.redis.xrange(self.stream, text_id, text_id)
         fields = {k.decode(): v.decode() for k, v in entries[0][1].items()} if entries else {}
         raw_error: Any = await self.redis.hget(self.errors, text_id)
         error = raw_error.decode() if raw_error else "(no error recorded)"
-        # Claimed first: of two workers parking the same event, one claims it and records it.
-        claimed: Any = await self.redis.xclaim(self.stream, GROUP, DEAD, 0, [text_id], justid=True)
+        claimed: Any = await self.redis.xclaim(self.stream, GROUP, DEAD, min_idle_ms, [text_id], justid=True)
         if not claimed:
             return 0
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -236,6 +236,25 @@ async def test_a_poison_event_is_retried_with_growing_waits_then_parked_as_dead(
     assert not await redis.hexists(system.keys.event_errors(), message_id)
 
 
+async def test_two_workers_parking_the_same_event_park_it_once(system):
+    first, second = quick_retries(system, "first"), quick_retries(system, "second")
+    redis, stream = system.worker.redis, system.keys.catalog_events()
+    await first.ensure_group()
+    message_id = await redis.xadd(stream, {"type": "product.updated", "event": "not json"})
+    await first.run(asyncio.Event(), burst=True)
+    for _ in range(2):  # deliveries 2 and 3, both failing
+        await reclaimed(first, time.monotonic())
+    with anyio.fail_after(10):  # until both see it due for parking
+        while not await redis.xpending_range(stream, GROUP, "-", "+", 1, idle=int(RETRY_BASE * 1000)):  # noqa: ASYNC110 (polled Redis state)
+            await anyio.sleep(0.005)
+    await asyncio.gather(*(redis.ping() for _ in range(4)))  # connections ready for both
+    # Both list it as due in the same instant; only one may move it to `dead` and record it.
+    assert sorted(await asyncio.gather(first.reclaim(), second.reclaim())) == [0, 1]
+    assert first.parked + second.parked == 1
+    dead = await redis.xpending_range(stream, GROUP, "-", "+", 10, consumername="dead")
+    assert [entry["message_id"] for entry in dead] == [message_id]
+
+
 async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
     from app_cart import handlers as handlers_module
     from app_cart import worker as worker_module
