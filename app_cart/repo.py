@@ -8,7 +8,7 @@ Inside a service-level `db.transaction()` these run on that transaction's connec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from databases import Database
@@ -321,39 +321,54 @@ async def clear_cart_promo(db: Database, cart_id: int) -> int | None:
 _SNAPSHOT_TABLES = ("cart_items", "wishlist_items")
 
 
-async def apply_product_state(db: Database, state: Mapping[str, Any], version: int) -> int:
-    """Refresh the snapshot of a product in every cart and wishlist item that holds an older
-    version of it; the rows changed. The version guard makes a duplicate or an out-of-order
-    (older) event change nothing."""
-    return await _refresh_snapshots(
+async def apply_product_states(db: Database, states: Sequence[tuple[Mapping[str, Any], int]]) -> None:
+    """Refresh the snapshots of products (each a state and its version, one per product) in
+    every cart and wishlist item that holds an older version. The version guard makes a
+    duplicate or an out-of-order (older) state change nothing."""
+    await _refresh_snapshots(
         db,
-        "product_name = :name, category_name = :category_name,"
-        " current_price = CAST(:price AS numeric), is_available = :available",
-        {
-            "product_id": state["id"],
-            "version": version,
-            "name": state["name"],
-            "category_name": state["category_name"],
-            "price": state["price"],
-            "available": state["is_active"] and state["stock"] > 0,
-        },
+        (
+            ("product_name", "text"),
+            ("category_name", "text"),
+            ("current_price", "numeric"),
+            ("is_available", "boolean"),
+        ),
+        [
+            (s["id"], version, s["name"], s["category_name"], s["price"], s["is_active"] and s["stock"] > 0)
+            for s, version in states
+        ],
     )
 
 
-async def mark_product_gone(db: Database, product_id: int, version: int) -> int:
-    """The product was deleted: its items stay (the shopper sees why) but cannot be bought."""
-    values = {"product_id": product_id, "version": version}
-    return await _refresh_snapshots(db, "is_available = false", values)
+async def mark_products_gone(db: Database, gone: Sequence[tuple[int, int]]) -> None:
+    """Products (id, version of the deletion) were deleted: their items stay (the shopper sees
+    why) but cannot be bought."""
+    await _refresh_snapshots(
+        db, (("is_available", "boolean"),), [(pid, version, False) for pid, version in gone]
+    )
 
 
-async def _refresh_snapshots(db: Database, assignments: str, values: dict[str, Any]) -> int:
-    changed = 0
+async def _refresh_snapshots(
+    db: Database, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """One UPDATE per item table for any number of products, joining them as arrays.
+
+    A row is (product id, version, then a value for each of `columns`, given as (name, SQL
+    type)); one row per product, as a target row joining two would take either. Rows go in
+    product id order, so two workers whose batches share products lock their items in the
+    same order whether the plan follows the array or scans the table (should they deadlock
+    anyway, the worker applies the batch again one event at a time)."""
+    if not rows:
+        return
+    spec = (("product_id", "bigint"), ("version", "integer"), *columns)
+    arrays = zip(*sorted(rows, key=lambda row: int(row[0])), strict=True)
+    values = {name: list(array) for (name, _), array in zip(spec, arrays, strict=True)}
+    unnest = ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in spec)
+    assignments = ", ".join(f"{name} = e.{name}" for name, _ in columns)
     for table in _SNAPSHOT_TABLES:
-        changed += len(
-            await db.fetch_all(
-                f"UPDATE {table} SET {assignments}, product_version = :version"
-                " WHERE product_id = :product_id AND product_version < :version RETURNING 1",
-                values,
-            )
+        await db.execute(
+            f"UPDATE {table} AS i SET {assignments}, product_version = e.version"
+            f" FROM unnest({unnest}) AS e({', '.join(name for name, _ in spec)})"
+            " WHERE i.product_id = e.product_id AND i.product_version < e.version",
+            values,
         )
-    return changed

@@ -2,12 +2,14 @@
 
 Reads the catalog event stream in the consumer group `cart` (`XREADGROUP`, in batches, blocking
 up to WORKER_BLOCK_SECONDS); several workers share the group, each event going to one of them.
-Each event is applied in its own transaction (handlers.py) and acknowledged only after that
-transaction committed, all of a batch's acknowledgements in one `XACK`. An event whose handler
-fails is not acknowledged: it stays in the group's pending list for retry. SIGTERM lets the
-batch in hand finish and be acknowledged, then the worker exits. Each loop refreshes a
-heartbeat key (WORKER_HEARTBEAT_SECONDS TTL): once it expires, other workers take over the
-pending events. `--burst` processes what is there and exits (for tests and scripts).
+A batch is applied in one transaction (handlers.py takes each type's events together, as
+set-based SQL) and acknowledged in one `XACK` after it committed. If that transaction fails, the
+batch's events are applied one by one, each in its own transaction, so one bad event cannot hold
+back the others: an event that fails alone is not acknowledged and stays in the group's pending
+list for retry. SIGTERM lets the batch in hand finish and be acknowledged, then the worker
+exits. Each loop refreshes a heartbeat key (WORKER_HEARTBEAT_SECONDS TTL): once it expires,
+other workers take over the pending events. `--burst` processes what is there and exits (for
+tests and scripts).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from databases import Database
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from app_cart.handlers import HANDLERS
+from app_cart.handlers import HANDLERS, Handler
 from app_cart.settings import CartSettings
 from shared.config import exit_on_settings_error, load_settings
 from shared.db import create_database
-from shared.events import decode
+from shared.events import Event, decode
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from shared.logs import configure_logging
 from shared.product_cache import ProductInvalidator
@@ -98,7 +100,7 @@ class Worker:
         messages = await self._read(burst)
         if not messages:
             return False
-        done = [message_id for message_id, fields in messages if await self._apply(message_id, fields)]
+        done = await self._apply(messages)
         if done:
             await self.redis.xack(self.stream, GROUP, *done)
         return True
@@ -140,7 +142,7 @@ class Worker:
         for claimed_id, fields in claimed:
             if fields is None:  # its payload is gone from the stream: nothing to retry
                 await self._park(claimed_id, 0, 0)  # just claimed by us: no one else lists it
-            elif await self._apply(claimed_id, fields):
+            elif await self._apply([(claimed_id, fields)]):
                 await self.redis.xack(self.stream, GROUP, claimed_id)
                 await self.redis.hdel(self.errors, claimed_id)
         return len(claimed)
@@ -194,25 +196,61 @@ class Worker:
             raise
         return list(reply[0][1]) if reply else []
 
-    async def _apply(self, message_id: bytes, fields: dict[bytes, bytes]) -> bool:
-        """Apply one event in a transaction; True if committed (then it may be acknowledged)."""
+    async def _apply(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> list[bytes]:
+        """Apply messages; the ids of those applied (to acknowledge). An event that cannot be
+        decoded, or has no handler, fails alone. The others are applied in one transaction, or,
+        if it fails, one by one, so that a poison event fails alone as well."""
+        events: dict[bytes, Event] = {}
+        for message_id, fields in messages:
+            try:
+                events[message_id] = _decode(fields)
+            except Exception as exc:  # a malformed entry must stay pending, not crash the worker
+                await self._failed(message_id, exc)
+        if len(events) > 1:
+            try:
+                await self._commit(list(events.values()))
+            except Exception as exc:
+                log.warning("a batch of %d events failed (%s); applying them one by one", len(events), exc)
+            else:
+                self.applied += len(events)
+                return list(events)
+        return [
+            message_id for message_id, event in events.items() if await self._apply_one(message_id, event)
+        ]
+
+    async def _apply_one(self, message_id: bytes, event: Event) -> bool:
         try:
-            event = decode(fields[b"event"])
-            handler = HANDLERS.get(event.type)
-            if handler is None:
-                raise ValueError(f"no handler for event type {event.type!r}")
-            async with self.db.transaction():
-                await handler(self.db, self.cache, event)
+            await self._commit([event])
         except Exception as exc:  # whatever failed, the event must stay pending, not crash the worker
-            # Left pending (not acknowledged): retried later, parked as dead after too many tries.
-            self.failed += 1
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("event %s failed: %s", message_id.decode(), reason)
-            with contextlib.suppress(RedisError, OSError):  # the reason is a courtesy, not a must
-                await self.redis.hset(self.errors, message_id, f"{datetime.now(UTC).isoformat()} {reason}")
+            await self._failed(message_id, exc)
             return False
         self.applied += 1
         return True
+
+    async def _commit(self, events: list[Event]) -> None:
+        """Events in one transaction, each handler given all of its events at once."""
+        by_handler: dict[Handler, list[Event]] = {}
+        for event in events:
+            by_handler.setdefault(HANDLERS[event.type], []).append(event)
+        async with self.db.transaction():
+            for handler, its_events in by_handler.items():
+                await handler(self.db, self.cache, its_events)
+
+    async def _failed(self, message_id: bytes, exc: Exception) -> None:
+        """Leave the event pending (not acknowledged): retried later, parked as dead after too
+        many tries. Its reason is recorded for the retry and for operators."""
+        self.failed += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("event %s failed: %s", message_id.decode(), reason)
+        with contextlib.suppress(RedisError, OSError):  # the reason is a courtesy, not a must
+            await self.redis.hset(self.errors, message_id, f"{datetime.now(UTC).isoformat()} {reason}")
+
+
+def _decode(fields: dict[bytes, bytes]) -> Event:
+    event = decode(fields[b"event"])
+    if event.type not in HANDLERS:
+        raise ValueError(f"no handler for event type {event.type!r}")
+    return event
 
 
 def consumer_name() -> str:

@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+from types import SimpleNamespace
 
 import anyio
 import msgspec
@@ -17,6 +18,7 @@ from app_product.schemas import ProductCreate, ProductPatch
 from app_product.settings import CatalogSettings
 from shared.config import load_settings
 from shared.db import create_database
+from shared.events import encode, new_event, stream_fields
 from shared.keys import Keys
 from shared.migrations import SQL_ROOT, migrate
 from shared.redis_conn import create_redis
@@ -259,20 +261,21 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
     from app_cart import handlers as handlers_module
     from app_cart import worker as worker_module
 
-    calls = []
+    database = {"up": False}
 
-    async def flaky(db, cache, event):
-        calls.append(event.id)
-        if len(calls) == 1:
+    async def flaky(db, cache, events):
+        if not database["up"]:  # down for the first delivery (its batch, then the event alone)
             raise ConnectionError("the database blinked")
-        await handlers_module.product_changed(db, cache, event)
+        await handlers_module.product_events(db, cache, events)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", flaky)
     product = await a_repriced_product_in_a_cart(system, "W-6", "1.00", "1.50")
-    worker, started = quick_retries(system), time.monotonic()
-    await worker.run(asyncio.Event(), burst=True)
-    assert worker.failed == 1 and (await system.cart_item(product.id))["product_version"] == 1
-    handled, waited, _ = await reclaimed(worker, started)
+    started = time.monotonic()
+    # The first delivery, by a worker retrying after 1 s: none of its retries within this run.
+    await system.worker.run(asyncio.Event(), burst=True)
+    assert system.worker.failed == 1 and (await system.cart_item(product.id))["product_version"] == 1
+    database["up"] = True
+    handled, waited, _ = await reclaimed(quick_retries(system), started)
     assert handled == 1 and waited >= RETRY_BASE - 0.001  # retried once past the first backoff
     assert (await system.cart_item(product.id))["product_version"] == 2
     stream = system.keys.catalog_events()
@@ -355,3 +358,90 @@ async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(syste
     assert (fixed.applied, fixed.failed) == (1, 0)
     item = await system.cart_item(product.id)
     assert (str(item["current_price"]), item["product_version"]) == ("4.00", 2)
+
+
+def product_event(product_id: int, version: int, price: str = "1.00", type_: str = "product.updated"):
+    state = {"id": product_id, "name": f"p{product_id} v{version}", "price": price, "stock": 5}
+    state |= {"is_active": True, "category_name": None}
+    return new_event(type_, product_id, version, None if type_ == "product.deleted" else state, ["price"])
+
+
+async def send(system, *entries) -> list[bytes]:
+    """Events (or raw entries, as dicts) appended to the stream, in order; their ids."""
+    redis, stream = system.worker.redis, system.keys.catalog_events()
+    fields = [
+        entry
+        if isinstance(entry, dict)
+        else stream_fields(
+            str(entry.id), entry.type, entry.aggregate_id, entry.version, encode(entry).decode()
+        )
+        for entry in entries
+    ]
+    return [await redis.xadd(stream, entry) for entry in fields]
+
+
+async def items_in_carts(system, *product_ids: int) -> None:
+    for product_id in product_ids:
+        await put_in_a_cart(system, SimpleNamespace(id=product_id, name="p", price="1.00"))
+
+
+async def test_a_batch_is_applied_at_once_and_the_newest_version_of_each_product_wins(system, monkeypatch):
+    from app_cart import handlers as handlers_module
+    from app_cart import worker as worker_module
+
+    batches = []
+
+    async def recording(db, cache, events):
+        batches.append([(event.aggregate_id, event.version) for event in events])
+        await handlers_module.product_events(db, cache, events)
+
+    for type_ in ("product.updated", "product.deleted"):
+        monkeypatch.setitem(worker_module.HANDLERS, type_, recording)
+    await items_in_carts(system, 1, 2)
+    await system.worker.ensure_group()
+    # Out of order within the batch: version 3 of product 1 before version 2; product 2 is
+    # repriced and then deleted.
+    await send(
+        system,
+        product_event(1, 3, "3.00"),
+        product_event(1, 2, "2.00"),
+        product_event(2, 2, "9.00"),
+        product_event(2, 3, type_="product.deleted"),
+    )
+    await system.work()
+    assert batches == [[(1, 3), (1, 2), (2, 2), (2, 3)]]  # one call, so one transaction
+    first, second = await system.cart_item(1), await system.cart_item(2)
+    assert (str(first["current_price"]), first["product_name"], first["product_version"]) == (
+        "3.00",
+        "p1 v3",
+        3,
+    )
+    # As if applied in version order: repriced (its snapshot kept), then gone.
+    assert (str(second["current_price"]), second["is_available"], second["product_version"]) == (
+        "9.00",
+        False,
+        3,
+    )
+    assert (system.worker.applied, system.worker.failed) == (4, 0)
+
+
+async def test_a_poison_event_in_a_batch_fails_alone_and_the_others_are_applied(system):
+    await items_in_carts(system, 1, 2, 3)
+    await system.worker.ensure_group()
+    ids = await send(
+        system,
+        product_event(1, 2, "2.00"),
+        product_event(2, 2, "-1.00"),  # decodes, but the cart refuses a negative price (CHECK)
+        {"type": "product.updated", "event": "not json"},
+        new_event("product.archived", 3, 2, None),  # a type no handler knows
+        product_event(3, 2, "4.00"),
+        new_event("category.updated", 7, 2, {"id": 7, "name": "c"}),
+    )
+    await system.work()
+    assert [(await system.cart_item(pid))["product_version"] for pid in (1, 2, 3)] == [2, 1, 2]
+    assert str((await system.cart_item(3))["current_price"]) == "4.00"
+    redis, stream = system.worker.redis, system.keys.catalog_events()
+    pending = await redis.xpending_range(stream, GROUP, "-", "+", 10)
+    assert [entry["message_id"] for entry in pending] == ids[1:4]  # only the three that failed
+    assert sorted(await redis.hkeys(system.keys.event_errors())) == ids[1:4]  # each with its reason
+    assert (system.worker.applied, system.worker.failed) == (3, 3)
