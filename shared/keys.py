@@ -5,8 +5,8 @@ collide and an operator can `SCAN` one application's keys. Keys a Lua script tou
 share a hash tag (`{...}`), so they land in one slot on a Redis Cluster.
 
 What lives where, and for how long:
-- `<p>:ratelimit:{<subject>}:<group>:<window>s`: sorted set, the admitted requests of one
-  subject in one window; expires one window after the last admitted request.
+- `<p>:ratelimit:{<subject>}:<group>:<window>s`: list, the times (us, newest first) of one
+  subject's admitted requests in one window; expires one window after the last of them.
 - `<p>:breaker:{<name>}`: hash, a circuit breaker's state; no TTL: it is a few fields per
   downstream, and losing it would forget that a downstream is failing.
 - `<p>:breaker:{<name>}:probes`: sorted set, half-open probe leases (score: lease expiry);

@@ -1,12 +1,13 @@
 """Distributed rate limiting: an exact sliding window in Redis, shared by every instance.
 
-Each (subject, route group, window) has a log of admitted requests in a sorted set; one Lua
-script (`lua/rate_limit.lua`, one `EVALSHA`) trims the logs on Redis's clock, decides for all
-of a request's limits at once, records the request if admitted, and returns the numbers the
-headers need. So there is never more than the limit in any window-length span (no double
-burst at a window edge, as fixed windows allow), and two instances cannot both admit the
-last request. Memory: one sorted-set entry (~70 bytes with its 33-byte member) per admitted
-request still inside the window, so at most `limit` entries per key.
+Each (subject, route group, window) has a log of the times of admitted requests (a Redis list,
+newest first); one Lua script (`lua/rate_limit.lua`, one `EVALSHA`) trims the logs on Redis's
+clock, decides for all of a request's limits at once, records the request if admitted, and
+returns the numbers the headers need. Redis runs one script at a time, so two instances cannot
+both admit the last request, and there is never more than the limit in any window-length span
+(no double burst at a window edge, as fixed windows allow). Memory: at most `limit` entries
+per key, about 10 bytes each (scripts/bench_ratelimit measures it); a key expires one window
+after its last admitted request.
 
 The subject is the user when a valid token is present, else the client's IP (`X-Forwarded-For`
 is believed only from TRUSTED_PROXIES). If Redis cannot be reached the request passes (or,
@@ -18,7 +19,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -67,7 +67,7 @@ class RateLimiter:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
         (or OSError) when Redis cannot decide."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
-        args: list[int | str] = [os.urandom(16).hex()]  # the request's member in each log
+        args: list[int] = []
         for limit in limits:
             args += [limit.requests, limit.window_seconds * 1_000_000]
         raw = await self._script(keys=keys, args=args)

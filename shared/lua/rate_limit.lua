@@ -1,48 +1,58 @@
 -- Exact sliding-window rate limit, several limits at once, decided on Redis's clock.
 --
--- KEYS[i]      the log of limit i: a sorted set of admitted requests scored by time (us)
--- ARGV[1]      a member unique to this request
--- ARGV[2i]     limit i: most requests in its window
--- ARGV[2i+1]   limit i: window length in microseconds
+-- KEYS[i]      the log of limit i: a list of the times (us) of admitted requests, newest first
+-- ARGV[2i-1]   limit i: most requests in its window
+-- ARGV[2i]     limit i: window length in microseconds
 --
 -- A request is admitted only if every log holds fewer than its limit within the window ending
--- now; then it is added to every log. Refused requests are not logged, so hammering does not
--- extend a lockout. Returns {admitted (1 or 0), now_us, then for each limit: used (requests in
--- the window, this one included if admitted), reset_us (until the oldest entry leaves, so
+-- now; then its time is pushed on every log. Refused requests are not logged, so hammering does
+-- not extend a lockout. Returns {admitted (1 or 0), now_us, then for each limit: used (requests
+-- in the window, this one included if admitted), reset_us (until the oldest entry leaves, so
 -- one more request fits), retry_us (0, or until this request would fit)}.
+--
+-- Why a list and not a sorted set: scripts run one at a time and push `now`, so each list is
+-- already in time order; the entries that left the window are popped from its tail (each entry
+-- is popped once, so this is O(1) amortised), and what remains is exactly the window's log. A
+-- request is pushed only when its log holds fewer than `limit`, so a list never holds more.
+-- A list of integers is a compact listpack: about 10 bytes per entry, where a sorted set needs
+-- a unique member per request and about 70.
+-- (If Redis's clock stepped back, entries pushed after the step would be trimmed a little late:
+-- the limiter errs towards refusing, never towards a double burst.)
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local admitted = 1
-local counts, retries = {}, {}
+local counts, oldest, retries = {}, {}, {}
 
 for i = 1, #KEYS do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  local count = redis.call('ZCARD', KEYS[i])
-  counts[i], retries[i] = count, 0
+  local key, limit, window = KEYS[i], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local count = redis.call('LLEN', key)
+  local last = nil
+  while count > 0 do
+    last = tonumber(redis.call('LINDEX', key, -1))
+    if last > now - window then break end
+    redis.call('RPOP', key)
+    count, last = count - 1, nil
+  end
+  counts[i], oldest[i], retries[i] = count, last, 0
   if count >= limit then
     admitted = 0
-    -- It fits once the entry at rank count - limit (0-based) has left the window.
-    local entry = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
-    retries[i] = tonumber(entry[2]) + window - now
+    -- It fits once the limit-th newest entry (index limit - 1) has left the window.
+    retries[i] = tonumber(redis.call('LINDEX', key, limit - 1)) + window - now
   end
 end
 
 local out = {admitted, now}
 for i = 1, #KEYS do
-  local window = tonumber(ARGV[2 * i + 1])
+  local key, window = KEYS[i], tonumber(ARGV[2 * i])
   if admitted == 1 then
-    redis.call('ZADD', KEYS[i], now, ARGV[1])
-    redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
+    redis.call('LPUSH', key, now)
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
     counts[i] = counts[i] + 1
+    oldest[i] = oldest[i] or now
   end
   local reset = 0
-  if counts[i] > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    reset = tonumber(oldest[2]) + window - now
-  end
+  if oldest[i] then reset = oldest[i] + window - now end
   out[#out + 1] = counts[i]
   out[#out + 1] = reset
   out[#out + 1] = retries[i]
