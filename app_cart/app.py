@@ -1,4 +1,5 @@
-"""The cart's Starlette application: the shared skeleton, the catalog client, key pruning."""
+"""The cart's Starlette application: the shared skeleton, the catalog client (with its breaker
+and cache counters in /metrics), key pruning."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app_cart.settings import CartSettings
 from shared.breaker import CircuitBreaker
 from shared.idempotency import prune
 from shared.keys import Keys
+from shared.metrics import ServiceMetrics
 from shared.product_cache import ProductCache
 from shared.rate_limit import default_groups
 from shared.service_app import build_app
@@ -47,6 +49,33 @@ def rate_limit_groups(scope: Scope) -> str | None:
     return default_groups(scope)
 
 
+def _expose(metrics: ServiceMetrics, breaker: CircuitBreaker, cache: ProductCache) -> None:
+    metrics.expose(
+        "storefront_breaker_redis_fallbacks",
+        "Breaker decisions made with per-process state because Redis was unreachable.",
+        lambda: breaker.fallbacks,
+        breaker=breaker.name,
+    )
+    lookups = "Products looked up in the product cache, by result."
+    metrics.expose("storefront_product_cache_lookups", lookups, lambda: cache.hits, result="hit")
+    metrics.expose("storefront_product_cache_lookups", lookups, lambda: cache.misses, result="miss")
+    metrics.expose(
+        "storefront_product_cache_stale_served",
+        "Products served past their freshness because the catalog could not answer.",
+        lambda: cache.stale_served,
+    )
+    metrics.expose(
+        "storefront_product_cache_catalog_fetches",
+        "Batch requests the product cache made to the catalog.",
+        lambda: cache.catalog_fetches,
+    )
+    metrics.expose(
+        "storefront_product_cache_redis_failures",
+        "Product cache calls to Redis that failed (the catalog was read directly).",
+        lambda: cache.redis_failures,
+    )
+
+
 def create_app(
     settings: CartSettings, catalog_transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
@@ -69,10 +98,12 @@ def create_app(
     breaker = CircuitBreaker(
         app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()
     )
+    cache = ProductCache(app.state.redis, Keys(settings.redis_key_prefix), settings.cache_config())
+    _expose(app.state.metrics, breaker, cache)
     products = ProductClient(
         settings.catalog_url,
         breaker=breaker,
-        cache=ProductCache(app.state.redis, Keys(settings.redis_key_prefix), settings.cache_config()),
+        cache=cache,
         connect_timeout=settings.catalog_connect_timeout,
         read_timeout=settings.catalog_read_timeout,
         max_connections=settings.catalog_max_connections,

@@ -101,7 +101,10 @@ class ProductCache:
         self._release = load(redis, "release_locks")
         self._inflight: dict[int, asyncio.Task[dict[int, ProductData | None]]] = {}
         self._redis_down = False
-        self.catalog_fetches = 0  # batches asked of the catalog, for tests and benchmarks
+        # For /metrics, tests and benchmarks: products served from the cache, products not
+        # (missing, expired or refreshed early), products served stale because the catalog
+        # could not answer, batches asked of the catalog, and Redis calls that failed.
+        self.hits = self.misses = self.stale_served = self.catalog_fetches = self.redis_failures = 0
 
     async def get_many(self, ids: Iterable[int], fetch: Fetch) -> Lookup:
         wanted = sorted(set(ids))
@@ -122,6 +125,8 @@ class ProductCache:
             need.append(product_id)
             if entry.product is not None:
                 expired[product_id] = (entry.product, now < entry.fresh_until)
+        self.hits += len(wanted) - len(need)
+        self.misses += len(need)
         if not need:
             return lookup
         try:
@@ -135,6 +140,7 @@ class ProductCache:
                         lookup.stale.add(product_id)
                 else:
                     lookup.unknown.add(product_id)
+            self.stale_served += len(lookup.stale)
             return lookup
         lookup.found.update({pid: product for pid, product in loaded.items() if product is not None})
         return lookup
@@ -268,6 +274,7 @@ class ProductCache:
             self._redis_failed("write", exc)
 
     def _redis_failed(self, action: str, exc: BaseException) -> None:
+        self.redis_failures += 1
         if not self._redis_down:
             log.error("product cache cannot %s Redis (%s); reading the catalog directly", action, exc)
             self._redis_down = True

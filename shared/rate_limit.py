@@ -62,6 +62,8 @@ class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._keys = keys
         self._script = load(redis, "rate_limit")
+        # For /metrics: decisions, and requests Redis could not decide.
+        self.admitted = self.refused = self.redis_failures = 0
 
     async def check(self, subject: str, group: str, limits: Sequence[Limit]) -> Decision:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
@@ -70,7 +72,15 @@ class RateLimiter:
         args: list[int] = []
         for limit in limits:
             args += [limit.requests, limit.window_seconds * 1_000_000]
-        raw = await self._script(keys=keys, args=args)
+        try:
+            raw = await self._script(keys=keys, args=args)
+        except (RedisError, OSError):
+            self.redis_failures += 1
+            raise
+        if raw[0]:
+            self.admitted += 1
+        else:
+            self.refused += 1
         outcomes = [
             _Outcome(
                 limit, used=int(raw[2 + 3 * i]), reset_us=int(raw[3 + 3 * i]), retry_us=int(raw[4 + 3 * i])
@@ -146,7 +156,6 @@ class RateLimitMiddleware:
         self.classify = classify
         self.trusted_proxies = trusted_proxies
         self.fail_open = fail_open
-        self.redis_failures = 0  # requests decided without Redis, for /metrics and tests
         self._failing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -196,7 +205,6 @@ class RateLimitMiddleware:
         try:
             decision = await self.limiter.check(self._subject(scope), group, self.limits[group])
         except (RedisError, OSError) as exc:
-            self.redis_failures += 1
             if not self._failing:  # once per outage, not once per request
                 log.error(
                     "rate limiter cannot reach Redis (%s); %s",

@@ -2,8 +2,8 @@
 
 `RequestContextMiddleware` is the outermost user middleware of every app. It sets the request
 id in a context variable (read by the log formatter and the error handlers), echoes it in the
-response, and writes one JSON log line per request with method, route template, status and
-duration.
+response, writes one JSON log line per request with method, route template, status and
+duration, and counts and times the request in the service's metrics.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import os
 import re
 import time
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import MutableHeaders
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # shared.metrics imports shared.auth, which needs this module's request id
+    from shared.metrics import ServiceMetrics
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # A caller's id is echoed into logs and headers, so only a short, plain token is accepted.
@@ -31,21 +34,16 @@ def current_request_id() -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    # Logging "/api/products/{id}" rather than the raw path keeps log cardinality bounded.
-    app = scope.get("app")
-    for route in getattr(app, "routes", ()):
-        try:
-            match, _ = route.matches(scope)
-        except Exception:  # a path a converter rejects must not cost the log line
-            continue
-        if match == Match.FULL:
-            return str(getattr(route, "path_format", scope["path"]))
-    return "<unmatched>"
+    # "/api/products/{id}" rather than the raw path keeps logs' and metrics' cardinality
+    # bounded. Starlette's router leaves the route it matched in the scope.
+    route = scope.get("route")
+    return "<unmatched>" if route is None else str(getattr(route, "path_format", "<unmatched>"))
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,18 +69,17 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if access_log.isEnabledFor(logging.INFO):  # skip the route lookup when not logged
-                self._log(scope, status, started)
-
-    @staticmethod
-    def _log(scope: Scope, status: int, started: float) -> None:
-        access_log.info(
-            "request",
-            extra={
-                "method": scope["method"],
-                "route": _route_template(scope),
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+            seconds, route = time.perf_counter() - started, _route_template(scope)
+            if self.metrics is not None:
+                self.metrics.observe_request(scope["method"], route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                    },
+                )

@@ -1,8 +1,8 @@
 """The Starlette skeleton every storefront service shares, and the process entry point.
 
 `build_app` wires one place: the PostgreSQL and Redis pools (opened in the lifespan, never at
-import), the token verifier, the middleware order, the problem+json handlers and the health
-routes. `serve` loads settings (one line and exit 2 on a bad value), configures JSON logging
+import), the token verifier, the middleware order, the problem+json handlers, the health
+routes and `/metrics`. `serve` loads settings (one line and exit 2 on a bad value), configures JSON logging
 and runs uvicorn.
 """
 
@@ -26,6 +26,8 @@ from shared.health import Check, health_routes
 from shared.keys import Keys
 from shared.limits import parse_limits, parse_networks
 from shared.logs import configure_logging
+from shared.metrics import ServiceMetrics
+from shared.metrics import routes as metrics_routes
 from shared.rate_limit import Classifier, RateLimiter, RateLimitMiddleware, default_groups
 from shared.redis_conn import create_redis
 from shared.request_context import RequestContextMiddleware
@@ -34,6 +36,18 @@ from shared.request_context import RequestContextMiddleware
 def _dependency_checks(request: Request) -> dict[str, Check]:
     state = request.app.state
     return {"postgres": lambda: ping(state.db), "redis": lambda: state.redis.ping()}
+
+
+def _expose_rate_limiter(metrics: ServiceMetrics, limiter: RateLimiter) -> None:
+    decisions = "Requests the rate limiter decided on, by outcome."
+    metrics.expose("storefront_rate_limit_decisions", decisions, lambda: limiter.admitted, outcome="admitted")
+    metrics.expose("storefront_rate_limit_decisions", decisions, lambda: limiter.refused, outcome="refused")
+    metrics.expose(
+        "storefront_rate_limit_redis_failures",
+        "Requests the rate limiter could not decide (Redis unreachable): admitted or refused "
+        "as RATE_LIMIT_FAIL_OPEN says.",
+        lambda: limiter.redis_failures,
+    )
 
 
 ServiceLifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
@@ -50,15 +64,18 @@ def build_app(
     `rate_limit_groups` names each request's route group (reads, writes, admin, internal)."""
     db = create_database(settings)
     redis = create_redis(settings)
+    metrics = ServiceMetrics(service)
     rate_limit: list[Middleware] = []
     if settings.rate_limit_enabled:
         limits = {
             group: parse_limits(getattr(settings, f"rate_limit_{group}")) for group in RATE_LIMIT_GROUPS
         }
+        limiter = RateLimiter(redis, Keys(settings.redis_key_prefix))
+        _expose_rate_limiter(metrics, limiter)
         rate_limit.append(
             Middleware(
                 RateLimitMiddleware,
-                limiter=RateLimiter(redis, Keys(settings.redis_key_prefix)),
+                limiter=limiter,
                 limits=limits,
                 classify=rate_limit_groups,
                 trusted_proxies=parse_networks(settings.trusted_proxies),
@@ -80,9 +97,13 @@ def build_app(
             await redis.aclose()
 
     app = Starlette(
-        routes=[*health_routes(service, _dependency_checks, settings.ready_timeout), *routes],
+        routes=[
+            *health_routes(service, _dependency_checks, settings.ready_timeout),
+            *metrics_routes,
+            *routes,
+        ],
         middleware=[
-            Middleware(RequestContextMiddleware),
+            Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
             *rate_limit,
         ],
@@ -92,6 +113,7 @@ def build_app(
     app.state.settings = settings
     app.state.db = db
     app.state.redis = redis
+    app.state.metrics = metrics
     app.state.token_verifier = TokenVerifier(settings)
     return app
 

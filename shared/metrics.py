@@ -1,0 +1,96 @@
+"""Prometheus metrics of one service process, served at `GET /metrics` (service role).
+
+Requests are counted and timed by route template (bounded cardinality) in the request
+middleware. The shared components (rate limiter, circuit breaker, product cache) keep plain
+integer counters on their hot paths; `ServiceMetrics.expose` reads them when Prometheus scrapes,
+so a request pays for no lock or label lookup of a metric it does not change. prometheus_client
+writes the exposition format (escaping, histogram buckets, content type): a well-kept library
+for a format with edge cases.
+
+Each process has its own registry and counts (one uvicorn worker per process here); Prometheus
+adds up the instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.auth import require_role
+
+SERVICE_ROLE = "service"
+# Latency buckets (seconds) around what these services answer in: sub-millisecond cache hits to
+# the catalog's read timeout.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True)
+class _Exposed:
+    name: str
+    documentation: str
+    labels: Mapping[str, str]
+    read: Callable[[], float]
+
+
+class _Readings(Collector):
+    def __init__(self) -> None:
+        self.exposed: list[_Exposed] = []
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, CounterMetricFamily] = {}
+        for item in self.exposed:
+            family = families.get(item.name)
+            if family is None:
+                family = CounterMetricFamily(item.name, item.documentation, labels=sorted(item.labels))
+                families[item.name] = family
+            family.add_metric([item.labels[key] for key in sorted(item.labels)], item.read())
+        yield from families.values()
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._requests = Counter(
+            "storefront_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "storefront_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response, by route template.",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._readings = _Readings()
+        self.registry.register(self._readings)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.labels(method, route, str(status)).inc()
+        self._duration.labels(route).observe(seconds)
+
+    def expose(self, name: str, documentation: str, read: Callable[[], float], **labels: str) -> None:
+        """Publish a counter kept elsewhere as `name` (a `_total` suffix is added); `read` is
+        called at each scrape."""
+        self._readings.exposed.append(_Exposed(name, documentation, labels, read))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def _metrics(request: Request) -> Response:
+    require_role(request, SERVICE_ROLE)
+    metrics: ServiceMetrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [Route("/metrics", _metrics, methods=["GET"])]
