@@ -274,9 +274,9 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
 
 
 @contextlib.contextmanager
-def throwaway_redis() -> Iterator[RedisServer]:
+def throwaway_redis(*, appendonly: bool = False) -> Iterator[RedisServer]:
     directory = Path(tempfile.mkdtemp(prefix="storefront-redis-"))
-    server = RedisServer(directory, free_port())
+    server = RedisServer(directory, free_port(), appendonly=appendonly)
     try:
         server.start()
         yield server

@@ -6,13 +6,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
+import asyncpg
 import httpx
 import pytest
 
 from shared.devservers import free_port
+from shared.events import encode, new_event, stream_fields
 from tests.conftest import service_env
 
 
@@ -22,6 +26,39 @@ def wait_until(predicate, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         time.sleep(0.05)  # polling a separate process; there is nothing to wait on instead
+
+
+async def a_cart_holding(cart_db: str, product_ids: Iterable[int]) -> None:
+    """A new cart in the (migrated) cart database holding each product at version 1, for 1.00."""
+    conn = await asyncpg.connect(cart_db)
+    try:
+        cart_id = await conn.fetchval(
+            "INSERT INTO carts (user_id) VALUES ($1) RETURNING id", f"u-{uuid.uuid4().hex[:8]}"
+        )
+        await conn.executemany(
+            "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, price_when_added,"
+            " current_price, is_available, product_version) VALUES ($1, $2, 1, 'p', 1, 1, true, 1)",
+            [(cart_id, product_id) for product_id in product_ids],
+        )
+    finally:
+        await conn.close()
+
+
+def product_updated(product_id: int, version: int) -> dict[Any, Any]:
+    """The stream entry of a `product.updated` event: the product at `version`, for `<version>.00`."""
+    state = {"id": product_id, "name": f"p{version}", "price": f"{version}.00", "stock": 5}
+    state |= {"is_active": True, "category_name": None}
+    event = new_event("product.updated", product_id, version, state, ["price"])
+    return stream_fields(str(event.id), event.type, product_id, version, encode(event).decode())
+
+
+async def burst(module: str, env: dict[str, str]) -> str:
+    """`python -m <module> --burst` in the service environment `env`; it must succeed. Its log."""
+    done = await anyio.run_process(
+        [sys.executable, "-m", module, "--burst"], env={**os.environ, **env}, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stderr.decode()
 
 
 def answers(url: str) -> bool:

@@ -12,11 +12,10 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from shared.events import encode, new_event, stream_fields
 from shared.keys import CART_GROUP, Keys
 from shared.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import a_cart_holding, product_updated, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -25,26 +24,13 @@ PRODUCTS, VERSIONS = 1000, 10
 
 async def prepare(cart_db: str, redis_url: str, prefix: str) -> None:
     await migrate(cart_db, SQL_ROOT / "cart")
-    conn = await asyncpg.connect(cart_db)
-    try:
-        cart_id = await conn.fetchval("INSERT INTO carts (user_id) VALUES ('load') RETURNING id")
-        await conn.executemany(
-            "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, price_when_added,"
-            " current_price, is_available, product_version) VALUES ($1, $2, 1, 'p', 1, 1, true, 1)",
-            [(cart_id, product_id) for product_id in range(1, PRODUCTS + 1)],
-        )
-    finally:
-        await conn.close()
+    await a_cart_holding(cart_db, range(1, PRODUCTS + 1))
     async with Redis.from_url(redis_url) as redis:
         stream = Keys(prefix).catalog_events()
         async with redis.pipeline(transaction=False) as pipe:
             for version in range(2, VERSIONS + 2):
                 for product_id in range(1, PRODUCTS + 1):
-                    state = {"id": product_id, "name": f"p{version}", "price": f"{version}.00", "stock": 5}
-                    state |= {"is_active": True, "category_name": None}
-                    event = new_event("product.updated", product_id, version, state, ["price"])
-                    json = encode(event).decode()
-                    pipe.xadd(stream, stream_fields(str(event.id), event.type, product_id, version, json))
+                    pipe.xadd(stream, product_updated(product_id, version))
             await pipe.execute()
 
 

@@ -1,12 +1,21 @@
 """Trimming the event stream never removes an entry a group has not read or still retries."""
 
+import os
+import subprocess
+import sys
 import uuid
 
+import anyio
+import anyio.lowlevel
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from shared.keys import CART_GROUP, DEAD_CONSUMER
+from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
+from shared.migrations import SQL_ROOT, migrate
 from shared.stream_trim import trim
+from tests.conftest import service_env
+from tests.e2e.conftest import a_cart_holding, product_updated
 
 
 @pytest.fixture
@@ -65,3 +74,84 @@ async def test_recent_history_is_kept(stream):
     await fill(redis, key, 1000)
     await redis.xgroup_create(key, CART_GROUP, id="$")  # everything counts as read
     assert await trim(redis, key, retention_seconds=3600) == 0
+
+
+EVENTS, POISON_EVERY = 1000, 20  # product updates, and one poison event (it always fails) per 20
+
+
+async def quiet(redis, key: str, last_id: bytes) -> bool:
+    """Every entry up to `last_id` read by the group, and none pending but the dead ones."""
+    [group] = await redis.xinfo_groups(key)
+    summary = await redis.xpending(key, CART_GROUP)
+    live = sum(c["pending"] for c in summary["consumers"] if c["name"].decode() != DEAD_CONSUMER)
+    return group["last-delivered-id"] == last_id and live == 0
+
+
+async def test_under_load_trimming_never_removes_an_unread_or_pending_entry(postgres, redis_server):
+    # Two worker processes consume while events are appended and the stream is trimmed as hard
+    # as it can be (no retention), over and over. Poison events fail, are retried and parked:
+    # pending entries that move between consumers (XCLAIM) and must keep their payload.
+    prefix, cart_db = f"t{uuid.uuid4().hex[:8]}", postgres.url(f"trim_{uuid.uuid4().hex[:8]}")
+    await migrate(cart_db, SQL_ROOT / "cart")
+    await a_cart_holding(cart_db, range(1, EVENTS + 1))
+    keys = Keys(prefix)
+    key = keys.catalog_events()
+    settings = {
+        "REDIS_KEY_PREFIX": prefix,
+        "WORKER_BATCH_SIZE": "20",
+        "WORKER_BLOCK_SECONDS": "0.05",
+        "WORKER_RETRY_BASE_SECONDS": "0.01",
+        "WORKER_MAX_DELIVERIES": "3",
+    }
+    env = {**os.environ, **service_env(cart_db, redis_server.url, **settings)}
+    poison: dict[bytes, str] = {}  # message id -> its payload
+    removed = 0
+    async with Redis.from_url(redis_server.url) as redis:
+        await redis.xgroup_create(key, CART_GROUP, id="0", mkstream=True)
+        workers = [
+            await anyio.open_process(
+                [sys.executable, "-m", "app_cart.worker"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
+        try:
+            async with anyio.create_task_group() as tasks:
+
+                async def keep_trimming() -> None:
+                    nonlocal removed
+                    while True:
+                        removed += await trim(redis, key, retention_seconds=0)
+                        await anyio.lowlevel.checkpoint()
+
+                tasks.start_soon(keep_trimming)
+                last_id = b""
+                for product_id in range(1, EVENTS + 1):
+                    last_id = await redis.xadd(key, product_updated(product_id, 2))
+                    if product_id % POISON_EVERY == 0:
+                        payload = f"not json {product_id}"
+                        last_id = await redis.xadd(key, {"type": "product.updated", "event": payload})
+                        poison[last_id] = payload
+                with anyio.fail_after(60):  # until the workers have done all they can
+                    while not await quiet(redis, key, last_id):  # other processes: polled
+                        assert [worker.returncode for worker in workers] == [None, None]
+                        await anyio.sleep(0.05)
+                tasks.cancel_scope.cancel()
+        finally:
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                await worker.wait()
+        assert removed > 0  # it did trim, under load
+        # Every poison event was parked with its payload, which is kept beside the stream. (One
+        # trimmed while it waited for a retry would vanish from the group, never parked.)
+        parked = {m: await redis.hget(keys.dead_event(m.decode()), "event") for m in poison}
+        assert parked == {message_id: payload.encode() for message_id, payload in poison.items()}
+    conn = await asyncpg.connect(cart_db)
+    try:
+        applied = await conn.fetchval("SELECT count(*) FROM cart_items WHERE product_version = 2")
+    finally:
+        await conn.close()
+    assert applied == EVENTS  # every update read and applied: none trimmed unread
