@@ -3,11 +3,12 @@
 - Only one relay sends at a time: each holds (or waits for) a PostgreSQL advisory lock on its own
   connection. A standby blocks on the lock and takes over as soon as the active relay's
   connection goes away (the lock dies with it).
-- It sends the rows not yet sent (`sent_at IS NULL`), in id order, in batches: one pipelined
-  `XADD` per batch, then one UPDATE marking them sent. It never asks for "ids above the last one
-  sent", so a row whose transaction committed late (a lower id, visible later) is still sent.
-  If it dies between the XADD and the UPDATE, the batch is sent again: events are at least
-  once, and the cart's handlers ignore what they have already applied.
+- It sends the rows not yet sent (`sent_at IS NULL`), in id order, in batches: one script call
+  XADDing the whole batch (lua/stream_append.lua: one round trip, one reply), then one UPDATE
+  marking them sent. It never asks for "ids above the last one sent", so a row whose
+  transaction committed late (a lower id, visible later) is still sent. If it dies between the
+  XADD and the UPDATE, the batch is sent again: events are at least once, and the cart's
+  handlers ignore what they have already applied.
 - It wakes on `NOTIFY storefront_outbox` (sent by every change at commit) and also polls, in
   case a notification is missed. Once a minute it trims the stream of what every consumer group
   has read and acknowledged (shared/stream_trim.py). When Redis is down it retries with
@@ -39,6 +40,7 @@ from shared.events import stream_fields
 from shared.keys import Keys
 from shared.logs import configure_logging
 from shared.redis_conn import create_redis
+from shared.scripts import load
 from shared.stream_trim import trim
 
 log = logging.getLogger("app_product.relay")  # named: run as __main__, __name__ would not say
@@ -65,6 +67,7 @@ class Relay:
         self.settings = settings
         self.redis = redis
         self.stream = Keys(settings.redis_key_prefix).catalog_events()
+        self._append = load(redis, "stream_append")
         self.sent = 0  # events sent by this process
 
     async def send_batch(self, conn: asyncpg.Connection) -> int:
@@ -72,17 +75,19 @@ class Relay:
         rows = await conn.fetch(_UNSENT, self.settings.relay_batch_size)
         if not rows:
             return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for row in rows:
-                fields = stream_fields(
-                    row["event_id"],
-                    row["event_type"],
-                    row["aggregate_id"],
-                    row["aggregate_version"],
-                    row["payload"],
-                )
-                pipe.xadd(self.stream, fields)
-            await pipe.execute()
+        entries = [
+            stream_fields(
+                row["event_id"],
+                row["event_type"],
+                row["aggregate_id"],
+                row["aggregate_version"],
+                row["payload"],
+            )
+            for row in rows
+        ]
+        names = list(entries[0])  # every entry has the same fields, in the same order
+        values = [value for entry in entries for value in entry.values()]
+        await self._append(keys=[self.stream], args=[len(names), *names, *values])
         await conn.execute(_MARK_SENT, [row["id"] for row in rows])
         self.sent += len(rows)
         return len(rows)
