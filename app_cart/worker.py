@@ -38,6 +38,7 @@ from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from shared.logs import configure_logging
 from shared.product_cache import ProductInvalidator
 from shared.redis_conn import create_redis
+from shared.scripts import load
 
 log = logging.getLogger("app_cart.worker")
 
@@ -57,6 +58,7 @@ class Worker:
         self.stream = keys.catalog_events()
         self.heartbeat = keys.worker_heartbeat(consumer)
         self.cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
+        self._claim_script = load(redis, "claim_pending")
         self.errors = keys.event_errors()
         self.keys = keys
         self.applied = 0
@@ -129,37 +131,50 @@ class Worker:
                     continue  # in flight at a live worker
                 deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
                 if deliveries >= self.settings.worker_max_deliveries:
-                    handled += await self._park(entry["message_id"], deliveries, base_ms)
+                    handled += await self._park(entry["message_id"], owner, deliveries, base_ms)
                 elif idle >= base_ms * 2 ** (deliveries - 1):
-                    handled += await self._retry(entry["message_id"], base_ms * 2 ** (deliveries - 1))
+                    handled += await self._retry(entry["message_id"], owner, base_ms * 2 ** (deliveries - 1))
             if len(page) < 100:
                 break
             start = "(" + page[-1]["message_id"].decode()  # exclusive: the next page
         return handled
 
-    async def _retry(self, message_id: bytes, min_idle_ms: int) -> int:
-        claimed: Any = await self.redis.xclaim(self.stream, GROUP, self.consumer, min_idle_ms, [message_id])
+    async def _claim(
+        self, message_id: bytes, owner: str, to: str, min_idle_ms: int
+    ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        """Move a pending event from `owner` to `to` if `owner` still holds it and it has been
+        idle `min_idle_ms` (lua/claim_pending.lua): the listing it was chosen from may be stale.
+        The event with its fields (None if its payload is gone), or nothing."""
+        reply: Any = await self._claim_script(
+            keys=[self.stream], args=[GROUP, message_id, owner, to, min_idle_ms]
+        )
+        return [
+            (entry_id, dict(zip(fields[::2], fields[1::2], strict=True)) if fields else None)
+            for entry_id, fields in reply
+        ]
+
+    async def _retry(self, message_id: bytes, owner: str, min_idle_ms: int) -> int:
+        claimed = await self._claim(message_id, owner, self.consumer, min_idle_ms)
         for claimed_id, fields in claimed:
             if fields is None:  # its payload is gone from the stream: nothing to retry
-                await self._park(claimed_id, 0, 0)  # just claimed by us: no one else lists it
+                await self._park(claimed_id, self.consumer, 0, 0)  # ours now: no one else may claim it
             elif await self._apply([(claimed_id, fields)]):
                 await self.redis.xack(self.stream, GROUP, claimed_id)
                 await self.redis.hdel(self.errors, claimed_id)
         return len(claimed)
 
-    async def _park(self, message_id: bytes, deliveries: int, min_idle_ms: int) -> int:
-        """Move an event to the consumer `dead`, with what an operator needs beside it.
+    async def _park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> int:
+        """Move an event from `owner` to the consumer `dead`, with what an operator needs beside it.
 
-        `min_idle_ms` is the idle time the event was listed with. XCLAIM resets idle to zero, so
-        of two workers that listed the same event, the second one's claim finds it too fresh and
-        returns nothing: one parks and records it. (A minimum of 0 would let both claim.)"""
+        Of two workers that listed the same event, only the first claim finds it still held by
+        `owner` (and XCLAIM resets its idle time): one parks and records it, the other gets
+        nothing, however long the event has since lain dead."""
         text_id = message_id.decode()
         entries: Any = await self.redis.xrange(self.stream, text_id, text_id)
         fields = {k.decode(): v.decode() for k, v in entries[0][1].items()} if entries else {}
         raw_error: Any = await self.redis.hget(self.errors, text_id)
         error = raw_error.decode() if raw_error else "(no error recorded)"
-        claimed: Any = await self.redis.xclaim(self.stream, GROUP, DEAD, min_idle_ms, [text_id], justid=True)
-        if not claimed:
+        if not await self._claim(message_id, owner, DEAD, min_idle_ms):
             return 0
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(

@@ -149,6 +149,9 @@ async def test_under_load_trimming_never_removes_an_unread_or_pending_entry(post
         # trimmed while it waited for a retry would vanish from the group, never parked.)
         parked = {m: await redis.hget(keys.dead_event(m.decode()), "event") for m in poison}
         assert parked == {message_id: payload.encode() for message_id, payload in poison.items()}
+        # And each is still listed as dead (a stale reclaim could once take one back).
+        dead = await redis.xpending_range(key, CART_GROUP, "-", "+", 1000, consumername=DEAD_CONSUMER)
+        assert {entry["message_id"] for entry in dead} == set(poison)
     conn = await asyncpg.connect(cart_db)
     try:
         applied = await conn.fetchval("SELECT count(*) FROM cart_items WHERE product_version = 2")
