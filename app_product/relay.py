@@ -99,7 +99,13 @@ class Relay:
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
         """Be the relay until `stop` is set (or, with `burst`, until nothing is left to send)."""
-        conn = await asyncpg.connect(self.settings.database_url)
+        # A relay killed while a statement runs (its UPDATE waiting on a row lock, say) would
+        # keep its session, and with it the relay lock, until that statement ends: PostgreSQL
+        # does not read the socket meanwhile. Checking the client every 2 s lets a standby
+        # take over within seconds instead.
+        conn = await asyncpg.connect(
+            self.settings.database_url, server_settings={"client_connection_check_interval": "2s"}
+        )
         try:
             if not await self._lead(conn, stop):
                 return
