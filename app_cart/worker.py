@@ -224,7 +224,7 @@ class Worker:
         if len(events) > 1:
             try:
                 await self._commit(list(events.values()))
-            except Exception as exc:
+            except Exception as exc:  # a poison event, a deadlock, the database: find out which, alone
                 log.warning("a batch of %d events failed (%s); applying them one by one", len(events), exc)
             else:
                 self.applied += len(events)
