@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -40,22 +40,13 @@ EXEMPT_PATHS = frozenset({"/health", "/ready"})
 Classifier = Callable[[Scope], str | None]
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     admitted: bool
     limit: int  # of the limit nearest to refusing
     remaining: int
     reset_seconds: int  # until one more request fits under that limit
     retry_after: int  # whole seconds until this request would fit (0 when admitted)
     now_us: int  # Redis's clock when it decided
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    limit: Limit
-    used: int
-    reset_us: int
-    retry_us: int
 
 
 class RateLimiter:
@@ -69,33 +60,28 @@ class RateLimiter:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
         (or OSError) when Redis cannot decide."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
-        args: list[int] = []
-        for limit in limits:
-            args += [limit.requests, limit.window_seconds * 1_000_000]
+        args = [n for limit in limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
         try:
             raw = await self._script(keys=keys, args=args)
         except (RedisError, OSError):
             self.redis_failures += 1
             raise
-        if raw[0]:
+        admitted = bool(raw[0])
+        if admitted:
             self.admitted += 1
         else:
             self.refused += 1
-        outcomes = [
-            _Outcome(
-                limit, used=int(raw[2 + 3 * i]), reset_us=int(raw[3 + 3 * i]), retry_us=int(raw[4 + 3 * i])
-            )
-            for i, limit in enumerate(limits)
-        ]
         # The headers describe the limit closest to refusing; Retry-After the longest wait.
-        nearest = min(outcomes, key=lambda outcome: outcome.limit.requests - outcome.used)
+        remaining = [limit.requests - int(raw[2 + 3 * i]) for i, limit in enumerate(limits)]
+        nearest = remaining.index(min(remaining))
+        retry_us = max(int(raw[4 + 3 * i]) for i in range(len(limits)))
         return Decision(
-            admitted=bool(raw[0]),
-            limit=nearest.limit.requests,
-            remaining=max(0, nearest.limit.requests - nearest.used),
+            admitted=admitted,
+            limit=limits[nearest].requests,
+            remaining=max(0, remaining[nearest]),
             # Rounded up: after that many seconds one more request fits, never before.
-            reset_seconds=math.ceil(nearest.reset_us / 1_000_000),
-            retry_after=math.ceil(max(outcome.retry_us for outcome in outcomes) / 1_000_000),
+            reset_seconds=math.ceil(int(raw[3 + 3 * nearest]) / 1_000_000),
+            retry_after=math.ceil(retry_us / 1_000_000),
             now_us=int(raw[1]),
         )
 
