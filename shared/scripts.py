@@ -6,6 +6,7 @@ loads the script and retries: the loading is redis-py's, not ours.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 
 from redis.asyncio import Redis
@@ -13,5 +14,9 @@ from redis.commands.core import AsyncScript
 
 
 def load(redis: Redis, name: str) -> AsyncScript:
-    source = files("shared").joinpath("lua", f"{name}.lua").read_text()
-    return redis.register_script(source)
+    return redis.register_script(_source(name))
+
+
+@cache
+def _source(name: str) -> str:
+    return files("shared").joinpath("lua", f"{name}.lua").read_text()
