@@ -113,9 +113,12 @@ class Worker:
         A pending event is one of three things. It failed (its error is recorded): it is retried
         once idle for WORKER_RETRY_BASE_SECONDS, then twice as long after each further failure,
         so a dependency that is down is not hammered. Its worker died (the worker's heartbeat key
-        expired): it is taken over the same way. Or a live worker is still applying it: it is
-        left alone, so no event is applied twice. Any worker may reclaim; XCLAIM with the
-        minimum idle time lets only one of them have each event. Returns how many it handled.
+        expired): it is taken over the same way. Or another live worker is still applying it: it
+        is left alone, so no event is applied twice. This worker's own entries are never in
+        flight here (reclaim runs between batches), so they are retried like failed ones even
+        with no error recorded: an XACK or an error record that was lost must not leave an event
+        pending forever. Any worker may reclaim; the holder check in lua/claim_pending.lua lets
+        only one of them have each event. Returns how many it handled.
         """
         base_ms = int(self.settings.worker_retry_base_seconds * 1000)
         handled, start, alive = 0, "-", dict[str, bool]()
@@ -127,8 +130,8 @@ class Worker:
                 owner = entry["consumer"].decode()
                 if owner not in alive:
                     alive[owner] = bool(await self.redis.exists(self.keys.worker_heartbeat(owner)))
-                if error is None and alive[owner]:
-                    continue  # in flight at a live worker
+                if error is None and alive[owner] and owner != self.consumer:
+                    continue  # in flight at another live worker
                 deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
                 if deliveries >= self.settings.worker_max_deliveries:
                     handled += await self._park(entry["message_id"], owner, deliveries, base_ms)
@@ -257,7 +260,9 @@ class Worker:
         self.failed += 1
         reason = f"{type(exc).__name__}: {exc}"
         log.error("event %s failed: %s", message_id.decode(), reason)
-        with contextlib.suppress(RedisError, OSError):  # the reason is a courtesy, not a must
+        # If Redis refuses the record, the event is still retried: by this worker's own reclaim
+        # (which skips nothing of its own), or by another once this worker's heartbeat expires.
+        with contextlib.suppress(RedisError, OSError):
             await self.redis.hset(self.errors, message_id, f"{datetime.now(UTC).isoformat()} {reason}")
 
 

@@ -283,6 +283,20 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
     assert await system.worker.redis.hlen(system.keys.event_errors()) == 0
 
 
+async def test_an_own_pending_event_with_no_error_is_retried(system):
+    """An XACK or an error record lost after a batch leaves an event pending at its own, live
+    worker with no error: its reclaim, which runs between batches, must still retry it."""
+    worker, redis, stream = quick_retries(system, "own"), system.worker.redis, system.keys.catalog_events()
+    await worker.ensure_group()
+    await items_in_carts(system, 41)
+    await send(system, product_event(41, 2, "2.00"))
+    await redis.set(worker.heartbeat, "alive")  # a live worker
+    await redis.xreadgroup(GROUP, worker.consumer, {stream: ">"})  # read, never acknowledged
+    handled, _, _ = await reclaimed(worker, time.monotonic())
+    assert (handled, (await system.cart_item(41))["product_version"]) == (1, 2)
+    assert (await redis.xpending(stream, GROUP))["pending"] == 0
+
+
 async def park_a_poison_event(system) -> tuple[Worker, str]:
     """A dead event, as a worker leaves it after its retries."""
     worker, redis = quick_retries(system, "parker"), system.worker.redis
