@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:  # shared.metrics imports shared.auth, which needs this module's request id
@@ -35,9 +36,19 @@ def current_request_id() -> str | None:
 
 def _route_template(scope: Scope) -> str:
     # "/api/products/{id}" rather than the raw path keeps logs' and metrics' cardinality
-    # bounded. Starlette's router leaves the route it matched in the scope.
+    # bounded. Starlette's router leaves the route it matched in the scope; a request refused
+    # before routing (429, 413) is matched here, so it is counted against its route too.
     route = scope.get("route")
+    if route is None:
+        route = next((r for r in getattr(scope.get("app"), "routes", ()) if _matches(r, scope)), None)
     return "<unmatched>" if route is None else str(getattr(route, "path_format", "<unmatched>"))
+
+
+def _matches(route: BaseRoute, scope: Scope) -> bool:
+    try:
+        return route.matches(scope)[0] == Match.FULL
+    except Exception:  # a path a converter rejects must not cost the log line
+        return False
 
 
 class RequestContextMiddleware:

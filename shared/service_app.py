@@ -64,7 +64,7 @@ def build_app(
     `rate_limit_groups` names each request's route group (reads, writes, admin, internal)."""
     db = create_database(settings)
     redis = create_redis(settings)
-    metrics = ServiceMetrics(service)
+    metrics = ServiceMetrics()
     rate_limit: list[Middleware] = []
     if settings.rate_limit_enabled:
         limits = {
