@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +45,7 @@ log = logging.getLogger("app_cart.worker")
 
 GROUP = CART_GROUP
 DEAD = DEAD_CONSUMER  # holds parked events; the reclaim loop skips it
-_PEL_PAGES = 10  # pending entries looked at per reclaim: 10 pages of 100
+_PAGE = 100  # pending entries per XPENDING call in reclaim
 TOMBSTONE_SECONDS = 60.0
 
 
@@ -120,27 +121,59 @@ class Worker:
         pending forever. Any worker may reclaim; the holder check in lua/claim_pending.lua lets
         only one of them have each event. Returns how many it handled.
         """
-        base_ms = int(self.settings.worker_retry_base_seconds * 1000)
-        handled, start, alive = 0, "-", dict[str, bool]()
-        for _ in range(_PEL_PAGES):
-            page: Any = await self.redis.xpending_range(self.stream, GROUP, start, "+", 100, idle=base_ms)
-            live = [entry for entry in page if entry["consumer"].decode() != DEAD]
-            failed: Any = await self.redis.hmget(self.errors, [e["message_id"] for e in live]) if live else []
-            for entry, error in zip(live, failed, strict=True):
-                owner = entry["consumer"].decode()
-                if owner not in alive:
-                    alive[owner] = bool(await self.redis.exists(self.keys.worker_heartbeat(owner)))
-                if error is None and alive[owner] and owner != self.consumer:
-                    continue  # in flight at another live worker
-                deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
-                if deliveries >= self.settings.worker_max_deliveries:
-                    handled += await self._park(entry["message_id"], owner, deliveries, base_ms)
-                elif idle >= base_ms * 2 ** (deliveries - 1):
-                    handled += await self._retry(entry["message_id"], owner, base_ms * 2 ** (deliveries - 1))
-            if len(page) < 100:
-                break
-            start = "(" + page[-1]["message_id"].decode()  # exclusive: the next page
+        handled = 0
+        for owner in await self._holders():
+            in_flight = owner != self.consumer and bool(
+                await self.redis.exists(self.keys.worker_heartbeat(owner))
+            )
+            async for page in self._pending_pages(owner):
+                errors: Any = await self.redis.hmget(self.errors, [entry["message_id"] for entry in page])
+                for entry, error in zip(page, errors, strict=True):
+                    if error is None and in_flight:
+                        continue
+                    handled += await self._reclaim_one(entry, owner)
         return handled
+
+    async def _holders(self) -> list[str]:
+        """The consumers holding pending events, but `dead`: listing by consumer, rather than
+        the whole pending list, makes parked events (which stay pending under `dead`) cost
+        nothing however many there are."""
+        try:
+            consumers: Any = await self.redis.xinfo_consumers(self.stream, GROUP)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis lost the stream: nothing is pending
+                self._group_ready = False
+                return []
+            raise
+        names = (consumer["name"].decode() for consumer in consumers if consumer["pending"])
+        return [name for name in names if name != DEAD]
+
+    async def _pending_pages(self, owner: str) -> AsyncIterator[list[Any]]:
+        """`owner`'s pending entries idle for at least the first retry wait, a page at a time."""
+        base_ms, start = self._retry_wait_ms(1), "-"
+        while True:
+            page: Any = await self.redis.xpending_range(
+                self.stream, GROUP, start, "+", _PAGE, consumername=owner, idle=base_ms
+            )
+            if page:
+                yield page
+            if len(page) < _PAGE:
+                return
+            start = "(" + page[-1]["message_id"].decode()  # exclusive: the next page
+
+    async def _reclaim_one(self, entry: dict[str, Any], owner: str) -> int:
+        """Park the entry if it was delivered too often, else retry it once its wait is over."""
+        deliveries, idle = int(entry["times_delivered"]), int(entry["time_since_delivered"])
+        wait_ms = self._retry_wait_ms(deliveries)
+        if deliveries >= self.settings.worker_max_deliveries:
+            return await self._park(entry["message_id"], owner, deliveries, self._retry_wait_ms(1))
+        if idle >= wait_ms:
+            return await self._retry(entry["message_id"], owner, wait_ms)
+        return 0
+
+    def _retry_wait_ms(self, deliveries: int) -> int:
+        """How long an event delivered `deliveries` times waits before its next try."""
+        return int(self.settings.worker_retry_base_seconds * 1000) * 2 ** (deliveries - 1)
 
     async def _claim(
         self, message_id: bytes, owner: str, to: str, min_idle_ms: int

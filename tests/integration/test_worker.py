@@ -297,6 +297,35 @@ async def test_an_own_pending_event_with_no_error_is_retried(system):
     assert (await redis.xpending(stream, GROUP))["pending"] == 0
 
 
+async def test_events_failing_after_a_thousand_parked_ones_are_still_retried(system, monkeypatch):
+    """Parked events stay pending under `dead`; however many there are, reclaim must still find
+    later failed ones (it once looked at the first 1,000 pending entries only). Two per page, so
+    the failed ones take more than one page too."""
+    from app_cart import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "_PAGE", 2)
+    worker, redis, stream = quick_retries(system), system.worker.redis, system.keys.catalog_events()
+    await worker.ensure_group()
+    async with redis.pipeline(transaction=False) as pipe:
+        for _ in range(1001):
+            pipe.xadd(stream, {"type": "product.updated", "event": "{}"})
+        parked = await pipe.execute()
+    await redis.xreadgroup(GROUP, "parker", {stream: ">"})
+    await redis.xclaim(stream, GROUP, "dead", 0, parked, justid=True)
+    await items_in_carts(system, 51, 52, 53)
+    await send(system, *(product_event(pid, 2) for pid in (51, 52, 53)))
+    await redis.xreadgroup(GROUP, "gone", {stream: ">"})  # a worker that died with them
+
+    async def versions() -> list[int]:
+        return [(await system.cart_item(pid))["product_version"] for pid in (51, 52, 53)]
+
+    with anyio.fail_after(10):
+        while await versions() != [2, 2, 2]:
+            await worker.reclaim()
+            await anyio.sleep(0.005)
+    assert (await redis.xpending(stream, GROUP))["pending"] == 1001  # only the parked ones
+
+
 async def park_a_poison_event(system) -> tuple[Worker, str]:
     """A dead event, as a worker leaves it after its retries."""
     worker, redis = quick_retries(system, "parker"), system.worker.redis
