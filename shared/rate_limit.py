@@ -81,7 +81,8 @@ class RateLimiter:
             remaining=max(0, remaining[nearest]),
             # Rounded up: after that many seconds one more request fits, never before.
             reset_seconds=math.ceil(int(raw[3 + 3 * nearest]) / 1_000_000),
-            retry_after=math.ceil(retry_us / 1_000_000),
+            # At least 1 when refused, even if Redis's clock stepped back meanwhile.
+            retry_after=0 if admitted else max(1, math.ceil(retry_us / 1_000_000)),
             now_us=int(raw[1]),
         )
 

@@ -87,7 +87,7 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
         "JWT_SECRET": TEST_JWT_SECRET,
         # Tests share users and IPs across hundreds of requests: limits far above that, so
         # every request still goes through the limiter without being refused.
-        **{f"RATE_LIMIT_{group}": "1000000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")},
+        **{f"RATE_LIMIT_{group}": "100000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")},
         **extra,
     }
 

@@ -16,8 +16,9 @@
 -- request is pushed only when its log holds fewer than `limit`, so a list never holds more.
 -- A list of integers is a compact listpack: about 10 bytes per entry, where a sorted set needs
 -- a unique member per request and about 70.
--- (If Redis's clock stepped back, entries pushed after the step would be trimmed a little late:
--- the limiter errs towards refusing, never towards a double burst.)
+-- If Redis's clock steps back, entries pushed after the step are trimmed a little late: the
+-- limiter errs towards refusing. If it steps forward (or a failover lands on a replica whose
+-- clock is ahead), entries leave the window early by that much: exact only on a steady clock.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

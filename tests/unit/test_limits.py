@@ -9,9 +9,12 @@ from shared.rate_limit import client_ip
 def test_limits_parse():
     assert parse_limits("600/60") == (Limit(600, 60),)
     assert parse_limits(" 600/60 , 20/1 ") == (Limit(600, 60), Limit(20, 1))
+    assert parse_limits("100000/60") == (Limit(100_000, 60),)  # the largest a log may hold
 
 
-@pytest.mark.parametrize("spec", ["", "600", "0/60", "60/0", "a/b", "600/60,10/60", "-1/60", "1.5/60"])
+@pytest.mark.parametrize(
+    "spec", ["", "600", "0/60", "60/0", "a/b", "600/60,10/60", "-1/60", "1.5/60", "100001/60"]
+)
 def test_bad_limits_are_refused(spec):
     with pytest.raises(ValueError):
         parse_limits(spec)
