@@ -173,7 +173,7 @@ class Worker:
 
     def _retry_wait_ms(self, deliveries: int) -> int:
         """How long an event delivered `deliveries` times waits before its next try."""
-        return int(self.settings.worker_retry_base_seconds * 1000) * 2 ** (deliveries - 1)
+        return int(self.settings.worker_retry_base_seconds * 1000 * 2 ** (deliveries - 1))
 
     async def _claim(
         self, message_id: bytes, owner: str, to: str, min_idle_ms: int
