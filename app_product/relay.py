@@ -87,7 +87,9 @@ class Relay:
         ]
         names = list(entries[0])  # every entry has the same fields, in the same order
         values = [value for entry in entries for value in entry.values()]
-        await self._append(keys=[self.stream], args=[len(names), *names, *values])
+        appended = await self._append(keys=[self.stream], args=[len(names), *names, *values])
+        if appended != len(rows):  # a bug, not an outage: stop before marking anything sent
+            raise RuntimeError(f"appended {appended} of {len(rows)} events")
         await conn.execute(_MARK_SENT, [row["id"] for row in rows])
         self.sent += len(rows)
         return len(rows)

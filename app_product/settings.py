@@ -16,7 +16,8 @@ class CatalogSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     cache_tombstone_seconds: Seconds = 60.0
 
     # The outbox relay (python -m app_product.relay).
-    relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # One script call appends a batch, and Redis runs nothing else meanwhile: kept small.
+    relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 500
     relay_poll_seconds: Seconds = 1.0
     outbox_retention_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 90)] = 72
     # Stream entries read and acknowledged by every consumer group are trimmed once older than

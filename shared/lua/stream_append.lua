@@ -9,6 +9,10 @@
 -- Entries get ids `*`, in order. Returns the number appended.
 
 local n = tonumber(ARGV[1])
+-- Checked before the first XADD: a malformed call must append nothing, not half a batch.
+if not n or n < 1 or #ARGV < n + 1 or (#ARGV - 1 - n) % n ~= 0 then
+  return redis.error_reply('stream_append: ARGV must be n, n names, then n values per entry')
+end
 local args = {}
 for j = 1, n do
   args[2 * j - 1] = ARGV[1 + j]

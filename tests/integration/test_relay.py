@@ -12,6 +12,7 @@ import anyio
 import asyncpg
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from app_product import service
 from app_product.app import open_catalog
@@ -23,6 +24,7 @@ from shared.devservers import throwaway_redis
 from shared.events import decode
 from shared.keys import Keys
 from shared.migrations import SQL_ROOT, migrate
+from shared.scripts import load
 from shared.versioning import ExpectedVersion
 from tests.conftest import service_env
 from tests.e2e.conftest import wait_until
@@ -189,3 +191,15 @@ def test_one_relay_is_active_and_a_standby_takes_over(catalog_db, redis_server, 
             if process.poll() is None:
                 process.terminate()
             process.wait(timeout=20)
+
+
+async def test_a_malformed_append_appends_nothing(redis_server):
+    """The batch script checks its arguments before its first XADD: no half batch."""
+    stream = f"t{uuid.uuid4().hex[:8]}:catalog-events"
+    async with Redis.from_url(redis_server.url) as redis:
+        append = load(redis, "stream_append")
+        assert await append(keys=[stream], args=[2, "type", "event", "a", "1", "b", "2"]) == 2
+        with pytest.raises(ResponseError, match="n values per entry"):
+            await append(keys=[stream], args=[2, "type", "event", "c", "3", "d"])  # one short
+        assert [fields[b"type"] for _, fields in await redis.xrange(stream)] == [b"a", b"b"]
+        await redis.delete(stream)
