@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 from app_cart.handlers import HANDLERS, Handler
 from app_cart.settings import CartSettings
 from shared.config import exit_on_settings_error, load_settings
-from shared.db import create_database
+from shared.db import DATABASE_UNAVAILABLE, create_database, ping
 from shared.events import Event, decode
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from shared.logs import configure_logging
@@ -47,6 +47,18 @@ GROUP = CART_GROUP
 DEAD = DEAD_CONSUMER  # holds parked events; the reclaim loop skips it
 _PAGE = 100  # pending entries per XPENDING call in reclaim
 TOMBSTONE_SECONDS = 60.0
+
+
+class DatabaseDown(Exception):
+    """The cart database cannot be reached: the worker backs off, its events left pending."""
+
+
+@contextlib.contextmanager
+def _outage_as_database_down() -> Iterator[None]:
+    try:
+        yield
+    except DATABASE_UNAVAILABLE as exc:
+        raise DatabaseDown(f"{type(exc).__name__}: {exc}") from exc
 
 
 class Worker:
@@ -66,6 +78,7 @@ class Worker:
         self.failed = 0
         self.parked = 0
         self._group_ready = False
+        self._database_down = False
 
     async def ensure_group(self) -> None:
         """Create the group if needed, from the stream's start: handlers are idempotent, so
@@ -81,9 +94,12 @@ class Worker:
         while not stop.is_set():
             try:
                 more = await self._step(burst)
-            except (RedisError, OSError) as exc:
-                # Unacknowledged events stay pending in Redis: nothing is lost while we wait.
-                log.error("worker cannot reach Redis (%s); retrying in %.1fs", exc, backoff)
+            except (RedisError, OSError, DatabaseDown) as exc:
+                # Unacknowledged events stay pending in Redis: nothing is lost while we wait, and
+                # this worker's own reclaim retries them once it can go on.
+                self._database_down = isinstance(exc, DatabaseDown)
+                what = "the database" if self._database_down else "Redis"
+                log.error("worker cannot reach %s (%s); retrying in %.1fs", what, exc, backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -99,6 +115,10 @@ class Worker:
             self._group_ready = True
         heartbeat_ttl = self.settings.worker_heartbeat_seconds
         await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=heartbeat_ttl)
+        if self._database_down:  # read nothing, retry nothing, until the database answers
+            with _outage_as_database_down():
+                await ping(self.db)
+            self._database_down = False
         await self.reclaim()
         messages = await self._read(burst)
         if not messages:
@@ -260,7 +280,9 @@ class Worker:
         if len(events) > 1:
             try:
                 await self._commit(list(events.values()))
-            except Exception as exc:  # a poison event, a deadlock, the database: find out which, alone
+            except DatabaseDown:
+                raise  # one by one would fail as well, each event counted as a failure
+            except Exception as exc:  # a poison event, or a deadlock: find out which, alone
                 log.warning("a batch of %d events failed (%s); applying them one by one", len(events), exc)
             else:
                 self.applied += len(events)
@@ -272,6 +294,8 @@ class Worker:
     async def _apply_one(self, message_id: bytes, event: Event) -> bool:
         try:
             await self._commit([event])
+        except DatabaseDown:
+            raise  # not the event's fault: nothing to record against it
         except Exception as exc:  # whatever failed, the event must stay pending, not crash the worker
             await self._failed(message_id, exc)
             return False
@@ -283,9 +307,10 @@ class Worker:
         by_handler: dict[Handler, list[Event]] = {}
         for event in events:
             by_handler.setdefault(HANDLERS[event.type], []).append(event)
-        async with self.db.transaction():
-            for handler, its_events in by_handler.items():
-                await handler(self.db, self.cache, its_events)
+        with _outage_as_database_down():
+            async with self.db.transaction():
+                for handler, its_events in by_handler.items():
+                    await handler(self.db, self.cache, its_events)
 
     async def _failed(self, message_id: bytes, exc: Exception) -> None:
         """Leave the event pending (not acknowledged): retried later, parked as dead after too

@@ -23,6 +23,20 @@ from databases import Database
 
 from shared.config import Settings
 
+# Errors meaning the database cannot be reached now, not that the work is wrong: the same work
+# may succeed later, and splitting it up cannot help. (CannotConnectNowError, AdminShutdownError
+# and CrashShutdownError are a server starting or stopping; they are not PostgresConnectionError.)
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OSError,  # ConnectionError among them
+    TimeoutError,
+)
+
 
 async def _reset(connection: asyncpg.Connection) -> None:
     if connection.is_in_transaction():

@@ -6,6 +6,7 @@ import uuid
 from types import SimpleNamespace
 
 import anyio
+import asyncpg
 import msgspec
 import pytest
 
@@ -264,8 +265,8 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
     database = {"up": False}
 
     async def flaky(db, cache, events):
-        if not database["up"]:  # down for the first delivery (its batch, then the event alone)
-            raise ConnectionError("the database blinked")
+        if not database["up"]:  # fails its first delivery (its batch, then the event alone)
+            raise asyncpg.QueryCanceledError("canceling statement due to lock timeout")
         await handlers_module.product_events(db, cache, events)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", flaky)
@@ -281,6 +282,54 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
     stream = system.keys.catalog_events()
     assert (await system.worker.redis.xpending(stream, GROUP))["pending"] == 0
     assert await system.worker.redis.hlen(system.keys.event_errors()) == 0
+
+
+async def test_a_database_outage_records_no_failure_and_its_events_are_applied_once_it_is_back(
+    system, monkeypatch
+):
+    """Events read while the database is down are not the events' fault: no one-by-one
+    fallback, no error, no delivery counted toward parking; the worker backs off without
+    reading more, and retries them itself once the database answers."""
+    from app_cart import handlers as handlers_module
+    from app_cart import worker as worker_module
+
+    database, calls, pings = {"up": False}, [], []
+
+    async def handler(db, cache, events):
+        calls.append(len(events))
+        if not database["up"]:
+            raise asyncpg.CannotConnectNowError("the database system is starting up")
+        await handlers_module.product_events(db, cache, events)
+
+    async def ping(db):
+        pings.append(database["up"])
+        if not database["up"]:
+            raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setitem(worker_module.HANDLERS, "product.updated", handler)
+    monkeypatch.setattr(worker_module, "ping", ping)
+    worker, redis, stream = quick_retries(system, "outage"), system.worker.redis, system.keys.catalog_events()
+    await worker.ensure_group()
+    await items_in_carts(system, 61, 62)
+    await send(system, product_event(61, 2), product_event(62, 2))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    with anyio.fail_after(10):  # until it has backed off twice, the database still down
+        while len(pings) < 2:  # noqa: ASYNC110 (polled state)
+            await anyio.sleep(0.005)
+    assert calls == [2] and (worker.failed, worker.parked) == (0, 0)  # the batch once, alone never
+    assert await redis.hlen(system.keys.event_errors()) == 0
+    pending = await redis.xpending_range(stream, GROUP, "-", "+", 10)
+    assert [(entry["consumer"], entry["times_delivered"]) for entry in pending] == [(b"outage", 1)] * 2
+    database["up"] = True
+    with anyio.fail_after(10):
+        while [(await system.cart_item(pid))["product_version"] for pid in (61, 62)] != [2, 2]:  # noqa: ASYNC110 (polled state)
+            await anyio.sleep(0.005)
+    stop.set()
+    with anyio.fail_after(10):
+        await task
+    assert (worker.failed, worker.parked) == (0, 0)
+    assert (await redis.xpending(stream, GROUP))["pending"] == 0
 
 
 async def test_an_own_pending_event_with_no_error_is_retried(system):
