@@ -46,6 +46,7 @@ log = logging.getLogger("app_cart.worker")
 GROUP = CART_GROUP
 DEAD = DEAD_CONSUMER  # holds parked events; the reclaim loop skips it
 _PAGE = 100  # pending entries per XPENDING call in reclaim
+_NOT_PARKED, _PARKED, _PAYLOAD_GONE = 0, 1, 2  # lua/park_event.lua's answers
 TOMBSTONE_SECONDS = 60.0
 
 
@@ -72,6 +73,7 @@ class Worker:
         self.heartbeat = keys.worker_heartbeat(consumer)
         self.cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
         self._claim_script = load(redis, "claim_pending")
+        self._park_script = load(redis, "park_event")
         self.errors = keys.event_errors()
         self.keys = keys
         self.applied = 0
@@ -188,7 +190,7 @@ class Worker:
         if deliveries >= self.settings.worker_max_deliveries:
             return await self._park(entry["message_id"], owner, deliveries, self._retry_wait_ms(1))
         if idle >= wait_ms:
-            return await self._retry(entry["message_id"], owner, wait_ms)
+            return await self._retry(entry["message_id"], owner, deliveries, wait_ms)
         return 0
 
     def _retry_wait_ms(self, deliveries: int) -> int:
@@ -209,44 +211,43 @@ class Worker:
             for entry_id, fields in reply
         ]
 
-    async def _retry(self, message_id: bytes, owner: str, min_idle_ms: int) -> int:
+    async def _retry(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> int:
         claimed = await self._claim(message_id, owner, self.consumer, min_idle_ms)
-        for claimed_id, fields in claimed:
-            if fields is None:  # its payload is gone from the stream: nothing to retry
-                await self._park(claimed_id, self.consumer, 0, 0)  # ours now: no one else may claim it
-            elif await self._apply([(claimed_id, fields)]):
-                await self.redis.xack(self.stream, GROUP, claimed_id)
-                await self.redis.hdel(self.errors, claimed_id)
-        return len(claimed)
+        if not claimed:
+            return 0
+        [(claimed_id, fields)] = claimed
+        if fields is None:  # trimmed before it was applied: nothing to retry, only a record to keep
+            return await self._park(message_id, owner, deliveries, min_idle_ms)
+        if await self._apply([(claimed_id, fields)]):
+            await self.redis.xack(self.stream, GROUP, claimed_id)
+            await self.redis.hdel(self.errors, claimed_id)
+        return 1
 
     async def _park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> int:
-        """Move an event from `owner` to the consumer `dead`, with what an operator needs beside it.
+        """Move an event from `owner` to the consumer `dead`, with what an operator needs beside it,
+        in one script (lua/park_event.lua), so no crash can leave a dead entry without its record.
 
-        Of two workers that listed the same event, only the first claim finds it still held by
-        `owner` (and XCLAIM resets its idle time): one parks and records it, the other gets
-        nothing, however long the event has since lain dead."""
+        Of two workers that listed the same event, only the first finds it still held by `owner`:
+        one parks and records it, the other gets nothing, however long it has since lain dead."""
         text_id = message_id.decode()
-        entries: Any = await self.redis.xrange(self.stream, text_id, text_id)
-        fields = {k.decode(): v.decode() for k, v in entries[0][1].items()} if entries else {}
-        raw_error: Any = await self.redis.hget(self.errors, text_id)
-        error = raw_error.decode() if raw_error else "(no error recorded)"
-        if not await self._claim(message_id, owner, DEAD, min_idle_ms):
+        reply: Any = await self._park_script(
+            keys=[self.stream, self.errors, self.keys.dead_event(text_id)],
+            args=[GROUP, text_id, owner, DEAD, min_idle_ms, deliveries, datetime.now(UTC).isoformat()],
+        )
+        if reply[0] == _NOT_PARKED:
             return 0
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self.keys.dead_event(text_id),
-                mapping={
-                    "type": fields.get("type", "?"),
-                    "event": fields.get("event", ""),
-                    "error": error,
-                    "deliveries": deliveries,
-                    "parked_at": datetime.now(UTC).isoformat(),
-                },
-            )
-            pipe.hdel(self.errors, text_id)
-            await pipe.execute()
         self.parked += 1
-        log.error("event %s parked as dead after %d deliveries: %s", text_id, deliveries, error)
+        error = reply[1].decode()
+        if reply[0] == _PAYLOAD_GONE:
+            log.critical(
+                "event %s was trimmed from the stream before it was applied; it is lost but for its"
+                " record (HGETALL %s): %s",
+                text_id,
+                self.keys.dead_event(text_id),
+                error,
+            )
+        else:
+            log.error("event %s parked as dead after %d deliveries: %s", text_id, deliveries, error)
         return 1
 
     async def _read(self, burst: bool) -> list[tuple[bytes, dict[bytes, bytes]]]:

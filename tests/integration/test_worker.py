@@ -402,12 +402,33 @@ async def test_a_stale_listing_cannot_take_a_dead_event_back(system):
             await anyio.sleep(0.005)
     late = quick_retries(system, "late")
     # As if both had listed it while `parker` still held it, before it was parked.
-    assert await late._retry(message_id.encode(), parker.consumer, 10) == 0
+    assert await late._retry(message_id.encode(), parker.consumer, 3, 10) == 0
     assert await late._park(message_id.encode(), parker.consumer, 3, 10) == 0
     dead = await redis.xpending_range(stream, GROUP, "-", "+", 10, consumername="dead")
     assert [entry["message_id"].decode() for entry in dead] == [message_id]
     assert await redis.hgetall(system.keys.dead_event(message_id)) == record
     assert late.applied == late.failed == late.parked == 0
+
+
+@pytest.mark.parametrize("deliveries", [1, 3], ids=["retried", "parked"])
+async def test_an_event_trimmed_before_it_was_applied_is_recorded_not_dropped(system, deliveries):
+    """On Redis 7, XCLAIM of an entry whose payload was trimmed silently drops it from the group:
+    whether it was due for a retry or for parking, its record must be written first."""
+    worker, redis, stream = quick_retries(system), system.worker.redis, system.keys.catalog_events()
+    await worker.ensure_group()
+    [message_id] = await send(system, product_event(71, 2))
+    await redis.xreadgroup(GROUP, "gone", {stream: ">"})  # delivered to a worker that died
+    for _ in range(deliveries - 1):
+        await redis.xclaim(stream, GROUP, "gone", 0, [message_id])  # each claim is a delivery
+    await redis.hset(system.keys.event_errors(), message_id, "a lock timeout")
+    await redis.xdel(stream, message_id)  # trimmed (XTRIM would do the same to its payload)
+    handled, _, _ = await reclaimed(worker, time.monotonic())
+    assert (handled, worker.parked) == (1, 1)
+    record = await redis.hgetall(system.keys.dead_event(message_id.decode()))
+    assert b"trimmed" in record[b"error"] and b"a lock timeout" in record[b"error"]
+    assert record[b"deliveries"] == str(deliveries).encode() and record[b"parked_at"]
+    assert (await redis.xpending(stream, GROUP))["pending"] == 0  # acknowledged, not lost silently
+    assert not await redis.hexists(system.keys.event_errors(), message_id)
 
 
 async def test_operators_list_show_replay_and_discard_dead_events(system, redis_server):
