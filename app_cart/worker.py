@@ -219,8 +219,11 @@ class Worker:
         if fields is None:  # trimmed before it was applied: nothing to retry, only a record to keep
             return await self._park(message_id, owner, deliveries, min_idle_ms)
         if await self._apply([(claimed_id, fields)]):
-            await self.redis.xack(self.stream, GROUP, claimed_id)
-            await self.redis.hdel(self.errors, claimed_id)
+            # One MULTI: an acknowledged event never keeps an error that reads as still failing.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, GROUP, claimed_id)
+                pipe.hdel(self.errors, claimed_id)
+                await pipe.execute()
         return 1
 
     async def _park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> int:
