@@ -318,7 +318,9 @@ async def clear_cart_promo(db: Database, cart_id: int) -> int | None:
 
 
 # Both kinds of item keep their own snapshot of the product; an event refreshes every one.
-_SNAPSHOT_TABLES = ("cart_items", "wishlist_items")
+# Wishlist first: moving an item to the cart (wishlist.move_to_cart) deletes the wishlist row
+# before it writes the cart row, and taking locks in the same table order cannot deadlock it.
+_SNAPSHOT_TABLES = ("wishlist_items", "cart_items")
 
 
 async def apply_product_states(db: Database, states: Sequence[tuple[Mapping[str, Any], int]]) -> None:
@@ -355,9 +357,9 @@ async def _refresh_snapshots(
 
     A row is (product id, version, then a value for each of `columns`, given as (name, SQL
     type)); one row per product, as a target row joining two would take either. Rows go in
-    product id order, so two workers whose batches share products lock their items in the
-    same order whether the plan follows the array or scans the table (should they deadlock
-    anyway, the worker applies the batch again one event at a time)."""
+    product id order, which orders the row locks only when the plan drives the join from the
+    array; under a hash join the table's scan order decides, so two workers whose batches share
+    products can still deadlock (the worker then retries the whole batch)."""
     if not rows:
         return
     spec = (("product_id", "bigint"), ("version", "integer"), *columns)

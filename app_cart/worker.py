@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from databases import Database
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -47,6 +48,8 @@ GROUP = CART_GROUP
 DEAD = DEAD_CONSUMER  # holds parked events; the reclaim loop skips it
 _PAGE = 100  # pending entries per XPENDING call in reclaim
 _NOT_PARKED, _PARKED, _PAYLOAD_GONE = 0, 1, 2  # lua/park_event.lua's answers
+_LOCK_RACES = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_LOCK_RACE_RETRIES = 3  # a batch that lost a lock race is tried this many more times at once
 TOMBSTONE_SECONDS = 60.0
 
 
@@ -283,7 +286,7 @@ class Worker:
                 await self._failed(message_id, exc)
         if len(events) > 1:
             try:
-                await self._commit(list(events.values()))
+                await self._commit_batch(list(events.values()))
             except DatabaseDown:
                 raise  # one by one would fail as well, each event counted as a failure
             except Exception as exc:  # a poison event, or a deadlock: find out which, alone
@@ -305,6 +308,19 @@ class Worker:
             return False
         self.applied += 1
         return True
+
+    async def _commit_batch(self, events: list[Event]) -> None:
+        """`_commit`, tried again on a deadlock or a serialization failure: those are a race with
+        another transaction (a shopper's write, another worker's batch), not a bad event, and
+        applying the batch one event at a time would cost a transaction per event."""
+        for retries_left in range(_LOCK_RACE_RETRIES, -1, -1):
+            try:
+                await self._commit(events)
+                return
+            except _LOCK_RACES as exc:
+                if not retries_left:
+                    raise
+                log.warning("a batch of %d events lost a lock race (%s); trying it again", len(events), exc)
 
     async def _commit(self, events: list[Event]) -> None:
         """Events in one transaction, each handler given all of its events at once."""

@@ -558,6 +558,28 @@ async def test_a_batch_is_applied_at_once_and_the_newest_version_of_each_product
     assert (system.worker.applied, system.worker.failed) == (4, 0)
 
 
+async def test_a_batch_that_deadlocks_is_retried_whole_before_one_by_one(system, monkeypatch):
+    from app_cart import handlers as handlers_module
+    from app_cart import worker as worker_module
+
+    calls = []
+
+    async def racing(db, cache, events):
+        calls.append(len(events))
+        if len(calls) <= 2:  # lost a lock race twice, as against a shopper moving an item
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        await handlers_module.product_events(db, cache, events)
+
+    monkeypatch.setitem(worker_module.HANDLERS, "product.updated", racing)
+    await items_in_carts(system, 81, 82)
+    await system.worker.ensure_group()
+    await send(system, product_event(81, 2), product_event(82, 2))
+    await system.work()
+    assert calls == [2, 2, 2]  # the whole batch each time, never one event at a time
+    assert [(await system.cart_item(pid))["product_version"] for pid in (81, 82)] == [2, 2]
+    assert (system.worker.applied, system.worker.failed) == (2, 0)
+
+
 async def test_a_poison_event_in_a_batch_fails_alone_and_the_others_are_applied(system):
     await items_in_carts(system, 1, 2, 3)
     await system.worker.ensure_group()
