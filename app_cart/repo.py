@@ -95,6 +95,34 @@ async def item_quantity(db: Database, cart_id: int, product_id: int) -> int | No
     return None if quantity is None else int(quantity)
 
 
+# A shopper's write brings the product as the catalog answered it (with its version); the worker
+# may have stored a newer one meanwhile (a price change, a deletion). The item keeps the newer
+# snapshot, as the worker's own UPDATEs do, so an older answer cannot roll it back.
+_FROM_EXCLUDED = {
+    "product_name": "EXCLUDED.product_name",
+    "category_name": "EXCLUDED.category_name",
+    "current_price": "EXCLUDED.current_price",
+    "is_available": "true",  # the catalog just said it can be bought
+}
+_FROM_BINDS = {
+    "product_name": ":name",
+    "category_name": ":category_name",
+    "current_price": ":price",
+    "is_available": "true",
+}
+
+
+def _snapshot_unless_older(version: str, values: Mapping[str, str]) -> str:
+    """SET clauses of a cart item's snapshot: `values` if `version` is not older than the
+    row's, else the row's own; the version becomes the newer of the two."""
+    newer = f"cart_items.product_version <= {version}"
+    assignments = [
+        f"{column} = CASE WHEN {newer} THEN {value} ELSE cart_items.{column} END"
+        for column, value in values.items()
+    ]
+    return ", ".join([*assignments, f"product_version = GREATEST(cart_items.product_version, {version})"])
+
+
 async def add_item(
     db: Database, cart_id: int, snapshot: Mapping[str, Any], quantity: int, limit: int
 ) -> int | None:
@@ -106,11 +134,9 @@ async def add_item(
         " price_when_added, current_price, is_available, product_version)"
         " VALUES (:cart_id, :product_id, :quantity, :name, :category_name, :price, :price, true, :version)"
         " ON CONFLICT (cart_id, product_id) DO UPDATE SET"
-        " quantity = cart_items.quantity + EXCLUDED.quantity,"
-        " product_name = EXCLUDED.product_name, category_name = EXCLUDED.category_name,"
-        " current_price = EXCLUDED.current_price, is_available = true,"
-        " product_version = EXCLUDED.product_version, updated_at = now()"
-        " WHERE cart_items.quantity + EXCLUDED.quantity <= :limit"
+        " quantity = cart_items.quantity + EXCLUDED.quantity, "
+        + _snapshot_unless_older("EXCLUDED.product_version", _FROM_EXCLUDED)
+        + ", updated_at = now() WHERE cart_items.quantity + EXCLUDED.quantity <= :limit"
         " RETURNING quantity",
         {"cart_id": cart_id, "quantity": quantity, "limit": limit, **snapshot},
     )
@@ -121,9 +147,9 @@ async def set_quantity(
     db: Database, cart_id: int, product_id: int, quantity: int, snapshot: Mapping[str, Any]
 ) -> bool:
     row = await db.fetch_one(
-        "UPDATE cart_items SET quantity = :quantity, product_name = :name, category_name = :category_name,"
-        " current_price = :price, is_available = true, product_version = :version, updated_at = now()"
-        " WHERE cart_id = :cart_id AND product_id = :product_id RETURNING 1",
+        "UPDATE cart_items SET quantity = :quantity, "
+        + _snapshot_unless_older(":version", _FROM_BINDS)
+        + ", updated_at = now() WHERE cart_id = :cart_id AND product_id = :product_id RETURNING 1",
         {"cart_id": cart_id, "product_id": product_id, "quantity": quantity, **snapshot},
     )
     return row is not None

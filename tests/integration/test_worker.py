@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+from decimal import Decimal
 from types import SimpleNamespace
 
 import anyio
@@ -578,6 +579,30 @@ async def test_a_batch_that_deadlocks_is_retried_whole_before_one_by_one(system,
     assert calls == [2, 2, 2]  # the whole batch each time, never one event at a time
     assert [(await system.cart_item(pid))["product_version"] for pid in (81, 82)] == [2, 2]
     assert (system.worker.applied, system.worker.failed) == (2, 0)
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["repriced", "deleted"])
+async def test_a_shoppers_write_with_an_older_product_keeps_the_newer_snapshot(system, deleted):
+    """The worker stored version 3; a write bringing version 2 (the catalog's answer, older by
+    the time it commits) changes the quantity but cannot roll the snapshot back."""
+    from app_cart import repo
+
+    await items_in_carts(system, 95)
+    await system.worker.ensure_group()
+    version_3 = product_event(95, 3, type_="product.deleted") if deleted else product_event(95, 3, "3.00")
+    await send(system, version_3)
+    await system.work()
+    before = await system.cart_item(95)
+    assert before["product_version"] == 3
+    db = system.worker.db
+    cart_id = await db.fetch_val("SELECT cart_id FROM cart_items WHERE product_id = 95")
+    older = {"product_id": 95, "name": "p95 v2", "category_name": None, "price": Decimal("2.00")}
+    older["version"] = 2
+    assert await repo.add_item(db, cart_id, older, 2, 99) == 3  # 1 + 2
+    assert await system.cart_item(95) == before
+    assert await repo.set_quantity(db, cart_id, 95, 5, older)
+    assert await system.cart_item(95) == before
+    assert await db.fetch_val("SELECT quantity FROM cart_items WHERE product_id = 95") == 5
 
 
 async def test_a_poison_event_in_a_batch_fails_alone_and_the_others_are_applied(system):
