@@ -95,6 +95,30 @@ class Worker:
                 raise
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
+        done = asyncio.Event()
+        beating = asyncio.create_task(self._keep_heartbeat(done))
+        try:
+            await self._loop(stop, burst)
+        finally:
+            # Told to stop, not cancelled: redis-py can turn a cancellation in mid-command into a
+            # connection error, which the heartbeat loop would take for Redis being down.
+            done.set()
+            await beating
+
+    async def _keep_heartbeat(self, done: asyncio.Event) -> None:
+        """Refresh the heartbeat every third of its TTL until `done`, beside the loop rather than
+        in it: a batch applied one event at a time can take longer than the TTL, and other
+        workers must not take over events still in flight here."""
+        ttl = self.settings.worker_heartbeat_seconds
+        while not done.is_set():
+            try:
+                await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=ttl)
+            except (RedisError, OSError) as exc:  # the loop reports Redis being down; try again
+                log.warning("worker cannot refresh its heartbeat (%s)", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), ttl / 3)
+
+    async def _loop(self, stop: asyncio.Event, burst: bool) -> None:
         backoff = 0.5
         while not stop.is_set():
             try:
@@ -118,8 +142,6 @@ class Worker:
         if not self._group_ready:
             await self.ensure_group()
             self._group_ready = True
-        heartbeat_ttl = self.settings.worker_heartbeat_seconds
-        await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=heartbeat_ttl)
         if self._database_down:  # read nothing, retry nothing, until the database answers
             with _outage_as_database_down():
                 await ping(self.db)

@@ -184,6 +184,37 @@ async def test_a_running_worker_blocks_for_events_and_stops_on_request(system):
     assert system.worker.failed == 0
 
 
+async def test_the_heartbeat_is_refreshed_while_a_long_batch_is_applied(system, monkeypatch):
+    """A batch can take longer than the heartbeat's TTL (one event at a time, a slow database):
+    the key must stay fresh meanwhile, or other workers would take over its events."""
+    from app_cart import handlers as handlers_module
+    from app_cart import worker as worker_module
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(db, cache, events):
+        started.set()
+        await release.wait()
+        await handlers_module.product_events(db, cache, events)
+
+    monkeypatch.setitem(worker_module.HANDLERS, "product.updated", slow)
+    settings = msgspec.structs.replace(system.worker.settings, worker_heartbeat_seconds=1)
+    worker, redis = Worker(settings, system.worker.db, system.worker.redis, "slow"), system.worker.redis
+    await worker.ensure_group()
+    await items_in_carts(system, 31)
+    await send(system, product_event(31, 2))
+    task = asyncio.create_task(worker.run(asyncio.Event(), burst=True))
+    with anyio.fail_after(10):
+        await started.wait()
+        first = await redis.get(worker.heartbeat)
+        while await redis.get(worker.heartbeat) in (first, None):  # noqa: ASYNC110 (polled Redis state)
+            await anyio.sleep(0.01)
+    release.set()
+    with anyio.fail_after(10):
+        await task
+    assert (await system.cart_item(31))["product_version"] == 2
+
+
 RETRY_BASE = 0.05
 
 
