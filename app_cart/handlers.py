@@ -48,11 +48,16 @@ async def product_events(db: Database, cache: ProductInvalidator, events: Sequen
     nothing, and before it, whatever they wrote is overwritten. States go first, as a deletion
     is always a product's last version.
     """
+    changed_events = [event for event in events if event.type != PRODUCT_DELETED]
     deleted = _newest(event for event in events if event.type == PRODUCT_DELETED)
-    changed = _newest(event for event in events if event.type != PRODUCT_DELETED)
+    changed = _newest(changed_events)  # with or without a state: the cache wants the newest version
+    # The newest event that has a state, not the newest event: one without (data None) changes
+    # no snapshot, so in version order the older state would stand; choosing it first and then
+    # skipping it would drop that state.
+    states = _newest(event for event in changed_events if event.data is not None)
     await repo.apply_product_states(
-        db, [(event.data, event.version) for event in changed.values() if event.data is not None]
-    )
+        db, [(event.data, event.version) for event in states.values() if event.data is not None]
+    )  # (data is tested again for the type checker)
     await repo.mark_products_gone(db, [(product_id, event.version) for product_id, event in deleted.items()])
     # Also evicts a cached "no such product". One call per kind (the flag is per call).
     await cache.changed([(pid, event.version) for pid, event in changed.items() if pid not in deleted])

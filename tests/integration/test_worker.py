@@ -636,6 +636,16 @@ async def test_a_shoppers_write_with_an_older_product_keeps_the_newer_snapshot(s
     assert await db.fetch_val("SELECT quantity FROM cart_items WHERE product_id = 95") == 5
 
 
+async def test_a_newer_event_without_a_state_does_not_hide_an_older_state(system):
+    await items_in_carts(system, 97)
+    await system.worker.ensure_group()
+    await send(system, product_event(97, 2, "2.50"), new_event("product.updated", 97, 3, None))
+    await system.work()
+    item = await system.cart_item(97)
+    assert (str(item["current_price"]), item["product_version"]) == ("2.50", 2)  # as in version order
+    assert (system.worker.applied, system.worker.failed) == (2, 0)
+
+
 async def test_a_poison_event_in_a_batch_fails_alone_and_the_others_are_applied(system):
     await items_in_carts(system, 1, 2, 3)
     await system.worker.ensure_group()
