@@ -3,13 +3,16 @@
 Reads the catalog event stream in the consumer group `cart` (`XREADGROUP`, in batches, blocking
 up to WORKER_BLOCK_SECONDS); several workers share the group, each event going to one of them.
 A batch is applied in one transaction (handlers.py takes each type's events together, as
-set-based SQL) and acknowledged in one `XACK` after it committed. If that transaction fails, the
-batch's events are applied one by one, each in its own transaction, so one bad event cannot hold
-back the others: an event that fails alone is not acknowledged and stays in the group's pending
-list for retry. SIGTERM lets the batch in hand finish and be acknowledged, then the worker
-exits. Each loop refreshes a heartbeat key (WORKER_HEARTBEAT_SECONDS TTL): once it expires,
-other workers take over the pending events. `--burst` processes what is there and exits (for
-tests and scripts).
+set-based SQL) and acknowledged in one `XACK` after it committed. A batch that loses a lock race
+(a deadlock, a serialization failure) is tried again whole; if it still fails, its events are
+applied one by one, each in its own transaction, so one bad event cannot hold back the others:
+an event that fails alone is not acknowledged and stays in the group's pending list, its error
+recorded, for retry. If the database cannot be reached, nothing is recorded against the events:
+the worker backs off, reads nothing more until the database answers, then retries them (see
+`reclaim`). SIGTERM lets the batch in hand finish and be acknowledged, then the worker exits. A
+background task refreshes a heartbeat key every third of WORKER_HEARTBEAT_SECONDS (its TTL):
+once it expires, other workers take over the worker's pending events. `--burst` processes what
+is there and exits (for tests and scripts).
 """
 
 from __future__ import annotations
@@ -227,7 +230,8 @@ class Worker:
     ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
         """Move a pending event from `owner` to `to` if `owner` still holds it and it has been
         idle `min_idle_ms` (lua/claim_pending.lua): the listing it was chosen from may be stale.
-        The event with its fields (None if its payload is gone), or nothing."""
+        The event with its fields; with None if its payload is gone (then it is not claimed,
+        as XCLAIM would drop it: the caller parks it); or nothing."""
         reply: Any = await self._claim_script(
             keys=[self.stream], args=[GROUP, message_id, owner, to, min_idle_ms]
         )
@@ -298,8 +302,10 @@ class Worker:
 
     async def _apply(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> list[bytes]:
         """Apply messages; the ids of those applied (to acknowledge). An event that cannot be
-        decoded, or has no handler, fails alone. The others are applied in one transaction, or,
-        if it fails, one by one, so that a poison event fails alone as well."""
+        decoded, or has no handler, fails alone. The others are applied in one transaction
+        (tried again after a lost lock race), or, if it fails, one by one, so that a poison
+        event fails alone as well. DatabaseDown is raised, not recorded: the events stay
+        pending at this worker, which retries them once the database is back."""
         events: dict[bytes, Event] = {}
         for message_id, fields in messages:
             try:

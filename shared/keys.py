@@ -19,12 +19,17 @@ What lives where, and for how long:
   aggregate_id, version, event_id, event: the JSON); no TTL: it is trimmed by the relay.
   Its consumer group `cart` is read by the cart's workers.
 - `<p>:catalog-events:errors`: hash, message id -> the last error of an event being retried;
-  no TTL: a field is removed when its event is applied or parked.
+  no TTL: a field is removed when its event is applied on a retry or parked (in the same MULTI
+  or script); one whose event an operator acknowledged by hand stays until deleted.
 - `<p>:catalog-events:dead:<message id>`: hash, a parked (dead) event: its payload, type, last
   error, when it was parked and how often it was delivered; no TTL: it waits for an operator
-  (replay or discard), and it keeps the payload even if the stream is trimmed past it.
-- `<p>:worker:<consumer>:heartbeat`: string, when that worker last looped; expires after 30 s,
-  so a key present means a live worker.
+  (replay or discard), and it keeps the payload even if the stream is trimmed past it. Written
+  in the script that parks the entry (lua/park_event.lua), so no dead entry lacks one. An
+  event trimmed before it was applied gets one without its payload (type `?`, the error says
+  so) and is acknowledged instead of parked, so it is not in `dead`'s pending list.
+- `<p>:worker:<consumer>:heartbeat`: string, when that worker last refreshed it (every third
+  of WORKER_HEARTBEAT_SECONDS, from a task beside its loop); expires after
+  WORKER_HEARTBEAT_SECONDS (30 s), so a key present means a live worker.
 
 The cache's scripts and MGET span many products, so they assume one Redis (or a proxy that
 keeps them together), not a Cluster; the limiter's and breaker's keys are cluster-safe.
