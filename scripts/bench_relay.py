@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_env import service_env  # noqa: E402
+
 from app_product.relay import Relay  # noqa: E402
 from app_product.settings import CatalogSettings  # noqa: E402
 from shared.config import load_settings  # noqa: E402
@@ -36,18 +38,6 @@ from shared.keys import Keys  # noqa: E402
 from shared.migrations import SQL_ROOT, migrate  # noqa: E402
 
 EVENTS, PRODUCTS, ROUNDS = 20_000, 1_000, 3
-SECRET = "bench-secret-0123456789abcdef-0123456789"
-
-
-def settings_env(database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
-    return {
-        "ENV": "test",
-        "JWT_SECRET": SECRET,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "LOG_LEVEL": "WARNING",
-    }
 
 
 async def fill_outbox(conn: asyncpg.Connection) -> list[dict[Any, Any]]:
@@ -91,7 +81,7 @@ async def run_relay(settings: CatalogSettings, redis: Redis) -> float:
 
 
 async def measure(catalog_db: str, redis_url: str) -> None:
-    settings = load_settings(CatalogSettings, settings_env(catalog_db, redis_url, "brelay"))
+    settings = load_settings(CatalogSettings, service_env(catalog_db, redis_url, "brelay"))
     stream = Keys("brelay").catalog_events()
     conn = await asyncpg.connect(catalog_db)
     try:
@@ -117,7 +107,7 @@ async def measure(catalog_db: str, redis_url: str) -> None:
             )
             await conn.execute("UPDATE outbox SET sent_at = NULL")
             await redis.delete(stream)
-            env = {**os.environ, **settings_env(catalog_db, redis_url, "brelay")}
+            env = {**os.environ, **service_env(catalog_db, redis_url, "brelay")}
             started = time.perf_counter()
             command = [sys.executable, "-m", "app_product.relay", "--burst"]
             process = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT)

@@ -39,6 +39,8 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_env import service_env  # noqa: E402
+
 from app_cart.settings import CartSettings  # noqa: E402
 from app_cart.worker import Worker  # noqa: E402
 from app_product import service  # noqa: E402
@@ -60,19 +62,7 @@ CARTS, ITEMS_PER_CART, PRODUCTS, VERSIONS = 1_000, 10, 1_000, 10
 EVENTS = PRODUCTS * VERSIONS
 BATCH, ROUNDS, ONE_BY_ONE_EVENTS, WRITERS = 100, 3, 2_000, 8
 MEMORY_SECONDS, MEMORY_RATE, RETENTION_SECONDS = 15, 2_000, 2.0
-SECRET = "bench-secret-0123456789abcdef-0123456789"
 Fields = dict[Any, Any]
-
-
-def service_env(database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
-    return {
-        "ENV": "test",
-        "JWT_SECRET": SECRET,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "LOG_LEVEL": "WARNING",
-    }
 
 
 async def sql(database_url: str, query: str, *args: Any) -> Any:
