@@ -31,7 +31,7 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_env import SECRET  # noqa: E402
+from bench_common import SECRET  # noqa: E402
 
 from shared.devservers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
 from shared.migrations import SQL_ROOT, migrate  # noqa: E402

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_env import service_env  # noqa: E402
+from bench_common import service_env, xadd_pipelined  # noqa: E402
 
 from app_product.relay import Relay  # noqa: E402
 from app_product.settings import CatalogSettings  # noqa: E402
@@ -61,16 +61,6 @@ async def fill_outbox(conn: asyncpg.Connection) -> list[dict[Any, Any]]:
     return [stream_fields(*row) for row in sent]
 
 
-async def raw_xadd(redis: Redis, stream: str, entries: list[dict[Any, Any]]) -> float:
-    started = time.perf_counter()
-    for start in range(0, len(entries), 100):
-        async with redis.pipeline(transaction=False) as pipe:
-            for fields in entries[start : start + 100]:
-                pipe.xadd(stream, fields)
-            await pipe.execute()
-    return time.perf_counter() - started
-
-
 async def run_relay(settings: CatalogSettings, redis: Redis) -> float:
     started = time.perf_counter()
     relay = Relay(settings, redis)
@@ -93,7 +83,7 @@ async def measure(catalog_db: str, redis_url: str) -> None:
                 await conn.execute("UPDATE outbox SET sent_at = NULL")
                 await conn.execute("VACUUM ANALYZE outbox")  # each round starts from the same table state
                 await redis.delete(stream, "raw")
-                raw_rates.append(EVENTS / await raw_xadd(redis, "raw", entries))
+                raw_rates.append(EVENTS / await xadd_pipelined(redis, "raw", entries))
                 relay_rates.append(EVENTS / await run_relay(settings, redis))
                 assert await redis.xlen(stream) == EVENTS
                 print(

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_env import service_env  # noqa: E402
+from bench_common import service_env, xadd_pipelined  # noqa: E402
 
 from app_cart.settings import CartSettings  # noqa: E402
 from app_cart.worker import Worker  # noqa: E402
@@ -101,17 +101,6 @@ def entry(product_id: int, version: int) -> Fields:
     return stream_fields(str(event.id), event.type, product_id, version, encode(event).decode())
 
 
-async def xadd_all(redis: Redis, stream: str, entries: list[Fields]) -> float:
-    """XADD the entries pipelined by 100; the seconds it took."""
-    started = time.perf_counter()
-    for start in range(0, len(entries), 100):
-        async with redis.pipeline(transaction=False) as pipe:
-            for fields in entries[start : start + 100]:
-                pipe.xadd(stream, fields)
-            await pipe.execute()
-    return time.perf_counter() - started
-
-
 async def raw_consume(redis: Redis, stream: str, count: int) -> float:
     """Read `count` entries in a group of its own, `XREADGROUP COUNT BATCH` then one XACK each."""
     await redis.xgroup_create(stream, "raw", id="0")
@@ -161,7 +150,7 @@ async def phase_worker(cart_db: str, redis_url: str) -> None:
             count = ONE_BY_ONE_EVENTS if one_by_one else EVENTS
             stream = Keys(f"bw{round_}").catalog_events()
             await reset_items(cart_db)
-            await xadd_all(redis, stream, entries[:count])
+            await xadd_pipelined(redis, stream, entries[:count])
             raw = count / await raw_consume(redis, stream, count)
             settings = load_settings(CartSettings, service_env(cart_db, redis_url, f"bw{round_}"))
             seconds, worker = await run_worker(settings, OneByOne if one_by_one else Worker)
@@ -287,7 +276,7 @@ async def phase_end_to_end(catalog_db: str, cart_db: str, redis_url: str) -> Non
         for round_ in range(1, ROUNDS + 1):
             rates.append(EVENTS / await e2e_round(catalog_db, cart_db, redis_url, f"be2e{round_}"))
             raw_stream = Keys(f"be2e-raw{round_}").catalog_events()
-            raw_seconds = await xadd_all(redis, raw_stream, entries)
+            raw_seconds = await xadd_pipelined(redis, raw_stream, entries)
             raw_rates.append(EVENTS / (raw_seconds + await raw_consume(redis, raw_stream, EVENTS)))
             print(
                 f"  round {round_}: relay and 2 workers {rates[-1]:,.0f} events/s,"
