@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
+    # Verified tokens each process remembers (shared.auth); 0 verifies every request afresh.
+    jwt_cache_size: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 4096
 
     # Rate limits per route group: comma-separated "<requests>/<seconds>", all enforced.
     rate_limit_enabled: bool = True

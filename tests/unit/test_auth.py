@@ -192,3 +192,54 @@ def test_file_that_is_not_a_key_is_a_settings_error(tmp_path):
 def test_user_id_with_control_characters_is_rejected():
     rejected(verifier(), hs256(claims(uid="alice\u0000")))
     rejected(verifier(), hs256(claims(uid="a" * 256)))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """How many times PyJWT was asked to verify a token."""
+    calls = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_a_verified_token_is_remembered_until_it_expires(decodes):
+    clock = Clock()
+    v = TokenVerifier(load_settings(Settings, {"ENV": "test", "JWT_SECRET": SECRET}), clock=clock)
+    token = hs256(claims(exp=int(clock.now) + 60))
+    assert v.verify(token).user_id == "alice"
+    assert v.verify(token).user_id == "alice"
+    assert len(decodes) == 1
+    clock.now += 60 + 30  # past exp and the default 30 s leeway
+    assert "expired" in rejected(v, token).detail
+    assert len(decodes) == 1  # the remembered expiry decided
+
+
+def test_a_token_that_failed_is_not_remembered(decodes):
+    v, token = verifier(), hs256(claims(), key="another-secret-0123456789abcdef-xyz")
+    rejected(v, token)
+    rejected(v, token)
+    assert len(decodes) == 2
+
+
+def test_an_altered_remembered_token_is_verified_afresh():
+    v, token = verifier(), hs256(claims())
+    v.verify(token)
+    header, _, signature = token.split(".")
+    forged = hs256(claims(roles=["admin", "owner"]))
+    assert "signature" in rejected(v, f"{header}.{forged.split('.')[1]}.{signature}").detail
+
+
+def test_cache_size_zero_verifies_every_request(decodes):
+    v, token = verifier(JWT_CACHE_SIZE="0"), hs256(claims())
+    v.verify(token)
+    v.verify(token)
+    assert len(decodes) == 2
