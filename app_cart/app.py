@@ -18,6 +18,7 @@ from app_cart.products import ProductClient
 from app_cart.routes import routes
 from app_cart.settings import CartSettings
 from shared.breaker import CircuitBreaker
+from shared.db import ReadPool
 from shared.idempotency import prune
 from shared.keys import Keys
 from shared.metrics import ServiceMetrics
@@ -83,6 +84,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await reads.connect()
         pruner = asyncio.create_task(_prune_keys_forever(app, settings.idempotency_ttl_seconds))
         try:
             yield
@@ -91,7 +93,14 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
             await app.state.cart.products.aclose()
+            await reads.disconnect()
 
+    reads = ReadPool(
+        settings.database_url,
+        min_size=min(settings.database_pool_min, settings.database_read_pool_max),
+        max_size=settings.database_read_pool_max,
+        command_timeout=settings.database_command_timeout,
+    )
     app = build_app(
         SERVICE, settings, [*routes, *internal_routes], lifespan, rate_limit_groups=rate_limit_groups
     )
@@ -111,6 +120,7 @@ def create_app(
     )
     app.state.cart = Context(
         db=app.state.db,
+        reads=reads,
         products=products,
         max_item_quantity=settings.max_item_quantity,
         max_cart_items=settings.max_cart_items,

@@ -23,6 +23,7 @@ from app_cart.pricing import Refusal
 from app_cart.products import CatalogProduct, ProductClient
 from app_cart.schemas import CODE_PATTERN, AddItem, CartView
 from app_cart.view import cart_view, promo_terms, unavailable_reason
+from shared.db import ReadPool
 from shared.errors import FieldError, NotFound, Problem, ValidationFailed
 from shared.idempotency import Reply
 from shared.product_cache import Lookup
@@ -32,9 +33,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Context:
-    """What cart operations need: the database, the catalog, and the configured limits."""
+    """What cart operations need: the database (and its read pool), the catalog, and the
+    configured limits."""
 
     db: Database
+    reads: ReadPool
     products: ProductClient
     max_item_quantity: int
     max_cart_items: int
@@ -86,7 +89,18 @@ async def current_products(ctx: Context, ids: Iterable[int]) -> Lookup:
 
 
 async def get_cart(ctx: Context, user_id: str) -> CartView:
-    rows = await repo.cart_rows(ctx.db, user_id)
+    """The cart as the calling task's connection sees it: inside a write's transaction (an
+    idempotent one answers from within it), with the write's own changes."""
+    return await _cart(ctx, user_id, ctx.db)
+
+
+async def show_cart(ctx: Context, user_id: str) -> CartView:
+    """The cart, read on the read pool: for a request that writes nothing."""
+    return await _cart(ctx, user_id, ctx.reads)
+
+
+async def _cart(ctx: Context, user_id: str, source: Database | ReadPool) -> CartView:
+    rows = await repo.cart_rows(source, user_id)
     products = await current_products(
         ctx, (row["product_id"] for row in rows if row["product_id"] is not None)
     )

@@ -1,7 +1,8 @@
 """Every SQL statement of the cart service (but for idempotency keys, in shared.idempotency).
 
 Statements go through `databases` with `:name` binds; the two hottest reads use
-`shared.db.fetch_fast` (asyncpg, `$n` binds), which skips databases' per-call compilation.
+`shared.db.fetch_fast` (asyncpg, `$n` binds), which skips databases' per-call compilation, and
+take either the `Database` (a write's transaction) or the `ReadPool` (a page that only reads).
 
 Inside a service-level `db.transaction()` these run on that transaction's connection.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from databases import Database
 
-from shared.db import compare_and_set, fetch_fast
+from shared.db import ReadPool, compare_and_set, fetch_fast
 
 Row = Mapping[str, Any]
 
@@ -43,7 +44,7 @@ def _mapping(row: Any) -> Row | None:
 # Carts ----------------------------------------------------------------------------------------
 
 
-async def cart_rows(db: Database, user_id: str) -> list[Row]:
+async def cart_rows(db: Database | ReadPool, user_id: str) -> list[Row]:
     """The user's cart in one query: a row per item (one row with null item columns for an
     empty cart, none if the user has no cart), each with the applied promo code, if any, and
     the database's clock (promo validity is judged by it, not by the app servers' clocks).
@@ -180,7 +181,7 @@ async def delete_cart(db: Database, cart_id: int) -> None:
 # Wishlists ------------------------------------------------------------------------------------
 
 
-async def wishlist_rows(db: Database, user_id: str) -> list[Row]:
+async def wishlist_rows(db: Database | ReadPool, user_id: str) -> list[Row]:
     return await fetch_fast(
         db,
         "SELECT i.product_id, i.product_name, i.category_name, i.price_when_added, i.current_price,"

@@ -57,7 +57,7 @@ async def write(request: Request, user: Principal, action: Callable[[], Awaitabl
 class Cart(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         user = shopper(request)
-        return json_response(await cart.get_cart(context(request), user.user_id))
+        return json_response(await cart.show_cart(context(request), user.user_id))
 
     async def delete(self, request: Request) -> Response:
         user = shopper(request)
@@ -104,7 +104,7 @@ class CartPromo(HTTPEndpoint):
 class Wishlist(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         user = shopper(request)
-        return json_response(await wishlist.get_wishlist(context(request), user.user_id))
+        return json_response(await wishlist.show_wishlist(context(request), user.user_id))
 
 
 class WishlistItems(HTTPEndpoint):

@@ -45,14 +45,14 @@ class _Current(NamedTuple):
 def _current(row: Row, lookup: Lookup, quantity: int) -> _Current:
     """The product as the catalog has it now, or as last known if the catalog cannot say."""
     product_id = row["product_id"]
-    snapshot = (row["product_name"], row["category_name"], row["current_price"])
-    if product_id in lookup.unknown:  # neither catalog nor cache could say: the row's snapshot
-        return _Current(*snapshot, None if row["is_available"] else "unavailable", True)
     product = lookup.found.get(product_id)
-    if product is None:
-        return _Current(*snapshot, "deleted", False)
-    reason = unavailable_reason(product, quantity)
-    return _Current(product.name, product.category_name, product.price, reason, product_id in lookup.stale)
+    if product is not None:  # the common case first: this runs for every item of every page
+        reason, stale = unavailable_reason(product, quantity), product_id in lookup.stale
+        return _Current(product.name, product.category_name, product.price, reason, stale)
+    if product_id in lookup.unknown:  # neither catalog nor cache could say: the row's snapshot
+        reason = None if row["is_available"] else "unavailable"
+        return _Current(row["product_name"], row["category_name"], row["current_price"], reason, True)
+    return _Current(row["product_name"], row["category_name"], row["current_price"], "deleted", False)
 
 
 def _cart_item(row: Row, lookup: Lookup) -> CartItemView:

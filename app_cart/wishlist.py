@@ -7,6 +7,8 @@ longer for sale, the cart is full, the quantity is over a limit), neither change
 
 from __future__ import annotations
 
+from databases import Database
+
 from app_cart import repo
 from app_cart.cart import (
     Context,
@@ -20,6 +22,7 @@ from app_cart.cart import (
 )
 from app_cart.schemas import WishlistView
 from app_cart.view import wishlist_view
+from shared.db import ReadPool
 from shared.errors import NotFound
 from shared.idempotency import Reply
 
@@ -27,7 +30,17 @@ MAX_WISHLIST_ITEMS = 100
 
 
 async def get_wishlist(ctx: Context, user_id: str) -> WishlistView:
-    rows = await repo.wishlist_rows(ctx.db, user_id)
+    """As the calling task's connection sees it (see cart.get_cart)."""
+    return await _wishlist(ctx, user_id, ctx.db)
+
+
+async def show_wishlist(ctx: Context, user_id: str) -> WishlistView:
+    """Read on the read pool: for a request that writes nothing."""
+    return await _wishlist(ctx, user_id, ctx.reads)
+
+
+async def _wishlist(ctx: Context, user_id: str, source: Database | ReadPool) -> WishlistView:
+    rows = await repo.wishlist_rows(source, user_id)
     return wishlist_view(rows, await current_products(ctx, (row["product_id"] for row in rows)))
 
 

@@ -11,6 +11,10 @@ Two measured costs are avoided (scripts/bench_cart):
   own), so the reset only rolls back a transaction left open, which costs nothing otherwise.
 - `databases` compiles every query through SQLAlchemy (about 0.25 ms). The hottest reads use
   `fetch_fast`: asyncpg itself, with `$n` parameters and its prepared-statement cache.
+- Even then, `databases` sets up a connection per call (an object with three locks, a per-task
+  map; about 50 us here) so that a transaction's statements share one connection. A read that
+  is a route's whole answer (the cart page) needs no transaction: `ReadPool` is a plain asyncpg
+  pool for those, and `fetch_fast` runs on it when given one.
 """
 
 from __future__ import annotations
@@ -53,11 +57,38 @@ def create_database(settings: Settings) -> Database:
     )
 
 
-async def fetch_fast(db: Database, sql: str, *args: Any) -> list[asyncpg.Record]:
+class ReadPool:
+    """A plain asyncpg pool for reads outside any transaction (opened by the app's lifespan).
+    Its connections are its own: a read here never sees a transaction's uncommitted writes."""
+
+    def __init__(self, url: str, min_size: int, max_size: int, command_timeout: float) -> None:
+        self._options = {"min_size": min_size, "max_size": max_size, "command_timeout": command_timeout}
+        self._url = url
+        self._pool: asyncpg.Pool | None = None
+
+    async def connect(self) -> None:
+        self._pool = await asyncpg.create_pool(self._url, reset=_reset, **self._options)
+
+    async def disconnect(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        if self._pool is None:
+            raise RuntimeError("the read pool is not connected")
+        rows: list[asyncpg.Record] = await self._pool.fetch(sql, *args)
+        return rows
+
+
+async def fetch_fast(source: Database | ReadPool, sql: str, *args: Any) -> list[asyncpg.Record]:
     """Rows of `sql` (with `$1`-style parameters), straight through asyncpg. For the few hottest
-    reads only; everything else goes through `databases`. Runs on the calling task's connection,
-    so inside a `db.transaction()` it reads that transaction's state."""
-    async with db.connection() as connection:
+    reads only; everything else goes through `databases`. Given the `Database`, it runs on the
+    calling task's connection, so inside a `db.transaction()` it reads that transaction's
+    state; given a `ReadPool`, on one of the pool's connections."""
+    if isinstance(source, ReadPool):
+        return await source.fetch(sql, *args)
+    async with source.connection() as connection:
         rows: list[asyncpg.Record] = await connection.raw_connection.fetch(sql, *args)
         return rows
 

@@ -25,6 +25,14 @@ async def test_a_retried_add_adds_once_and_answers_the_same(cart, user, new_prod
     assert [item["quantity"] for item in (await cart_of(cart, user))["items"]] == [2]
 
 
+async def test_an_idempotent_write_answers_with_its_own_change(cart, user, new_product):
+    # The answer is stored in the key's transaction, so the cart is read there, before the
+    # commit; read on the read pool (cart.show_cart) it would not hold the new item yet.
+    product = await new_product(stock=10)
+    answer = (await add_with_key(cart, user, product["id"], "own-change", 3)).json()
+    assert [(item["product_id"], item["quantity"]) for item in answer["items"]] == [(product["id"], 3)]
+
+
 async def test_concurrent_retries_with_one_key_add_once(cart, user, new_product):
     product = await new_product(stock=10)
     responses = await asyncio.gather(*(add_with_key(cart, user, product["id"], "burst-1") for _ in range(8)))
