@@ -50,7 +50,8 @@ async def cart(request: Request) -> Response:
     claims = jwt.decode(token, os.environ["JWT_SECRET"], algorithms=["HS256"], options={"require": ["exp"]})
     redis: Redis = state["redis"]  # type: ignore[assignment]
     key = f"bench:baseline:{{user:{claims['uid']}}}:reads:60s"
-    await redis.evalsha(state["sha"], 1, key, 1_000_000, 60_000_000)  # type: ignore[arg-type]
+    # One request with one limit: ARGV is (requests, then per request: limits, limit, window).
+    await redis.evalsha(state["sha"], 1, key, 1, 1, 1_000_000, 60_000_000)  # type: ignore[arg-type]
     # The cart's own cached products, so the baseline parses the same 20 values.
     values = await redis.mget(PRODUCT_KEYS)
     row = await state["pg"].fetchrow("SELECT id, user_id FROM carts WHERE id = $1", 1)  # type: ignore[attr-defined]

@@ -2,10 +2,12 @@
 
 On one throwaway Redis, in one process, with 64 concurrent callers over 1,000 subjects (20
 decisions each against a limit of 10 per 60 s, so half admit and half refuse), it times
-- our limiter (shared.rate_limit: one EVALSHA per decision), and
+- our limiter (shared.rate_limit: one EVALSHA per batch of the decisions waiting), and
 - the `limits` library's moving window (its Redis storage on redis-py's asyncio client),
 alternating rounds, and reports decisions per second and their ratio (target: at least 1.0).
-It also reports the memory of one limited key holding 100 requests (MEMORY USAGE).
+A second line does the same with one caller, where nothing can be batched: each decision is
+one round trip for both. It also reports the memory of one limited key holding 100 requests
+(MEMORY USAGE).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ DECISIONS, CONCURRENCY, SUBJECTS, LIMIT, ROUNDS = 20_000, 64, 1_000, 10, 3
 HELD = 100  # requests in the key whose memory is measured
 
 
-async def rate(decide: Callable[[str], Awaitable[object]]) -> float:
-    """Decisions per second with CONCURRENCY callers making DECISIONS in all."""
+async def rate(decide: Callable[[str], Awaitable[object]], callers: int = CONCURRENCY) -> float:
+    """Decisions per second with `callers` concurrent callers making DECISIONS in all."""
     counter = iter(range(DECISIONS))
 
     async def caller() -> None:
@@ -42,7 +44,7 @@ async def rate(decide: Callable[[str], Awaitable[object]]) -> float:
             await decide(f"user:{n % SUBJECTS}")
 
     started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(caller() for _ in range(callers)))
     return DECISIONS / (time.perf_counter() - started)
 
 
@@ -83,6 +85,13 @@ async def main(url: str) -> None:
     )
     print(f"  each round: ours {[round(r) for r in ours_rates]}, limits {[round(r) for r in limits_rates]}")
     print(f"  ours on the services' blocking pool: {statistics.median(blocking_rates):.0f}/s")
+    alone: dict[str, list[float]] = {"ours": [], "limits": []}
+    for _ in range(ROUNDS):
+        for name, decide in (("ours", ours_decide), ("limits", limits_decide)):
+            await redis.flushdb()
+            alone[name].append(await rate(decide, callers=1))
+    o, lim = statistics.median(alone["ours"]), statistics.median(alone["limits"])
+    print(f"one caller at a time: ours {o:.0f}/s, limits {lim:.0f}/s, ratio {o / lim:.2f}")
 
     await redis.flushdb()
     for _ in range(HELD):

@@ -9,6 +9,13 @@ both admit the last request, and there is never more than the limit in any windo
 per key, about 10 bytes each (scripts/bench_ratelimit measures it); a key expires one window
 after its last admitted request.
 
+Checks made while a script call is on its way share the next one (group commit, as databases
+do for their log): the first check of an idle process goes out at the next turn of the event
+loop, with every check made during that turn; checks arriving while it is in flight wait for
+its reply and then go out together, at most MAX_BATCH per call. A lone request pays one loop
+turn; under load one round trip decides many requests, and each decision is the one it would
+have had alone (the script decides them one after the other, in arrival order).
+
 The subject is the user when a valid token is present, else the client's IP (`X-Forwarded-For`
 is believed only from TRUSTED_PROXIES). If Redis cannot be reached the request passes (or,
 with RATE_LIMIT_FAIL_OPEN=false, gets a 503): an outage is logged once, never a 500.
@@ -16,6 +23,7 @@ with RATE_LIMIT_FAIL_OPEN=false, gets a 503): an outage is logged once, never a 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import math
@@ -37,6 +45,9 @@ from shared.scripts import load
 log = logging.getLogger(__name__)
 
 EXEMPT_PATHS = frozenset({"/health", "/ready"})
+# Requests one script call decides at most: Redis runs nothing else while a script runs, and
+# 256 decisions take it about a millisecond.
+MAX_BATCH = 256
 Classifier = Callable[[Scope], str | None]
 
 
@@ -49,10 +60,18 @@ class Decision(NamedTuple):
     now_us: int  # Redis's clock when it decided
 
 
+class _Check(NamedTuple):
+    keys: list[str]
+    limits: Sequence[Limit]
+    reply: asyncio.Future[list[int]]
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._keys = keys
         self._script = load(redis, "rate_limit")
+        self._queue: list[_Check] = []
+        self._sender: asyncio.Task[None] | None = None
         # For /metrics: decisions, and requests Redis could not decide.
         self.admitted = self.refused = self.redis_failures = 0
 
@@ -60,9 +79,12 @@ class RateLimiter:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
         (or OSError) when Redis cannot decide."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
-        args = [n for limit in limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
+        reply: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Check(keys, limits, reply))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
         try:
-            raw = await self._script(keys=keys, args=args)
+            raw = await reply
         except (RedisError, OSError):
             self.redis_failures += 1
             raise
@@ -85,6 +107,42 @@ class RateLimiter:
             retry_after=0 if admitted else max(1, math.ceil(retry_us / 1_000_000)),
             now_us=int(raw[1]),
         )
+
+    async def _send(self) -> None:
+        """Send the queued checks, a batch per script call, until none are left. One task at a
+        time does this (`_sender`), so one call per process is in flight."""
+        batch: list[_Check] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                # A caller that went away before its check was sent is not counted.
+                batch = [check for check in batch if not check.reply.done()]
+                if batch:
+                    await self._decide(batch)
+        except BaseException as exc:  # cancelled (the loop is closing): no check may hang
+            for check in batch + self._queue:
+                if not check.reply.done():
+                    check.reply.set_exception(RedisError(f"rate limiter stopped: {exc!r}"))
+            self._queue = []
+            raise
+        finally:
+            self._sender = None
+
+    async def _decide(self, batch: list[_Check]) -> None:
+        args: list[int] = [len(batch)]
+        for check in batch:
+            args.append(len(check.limits))
+            args += [n for limit in check.limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
+        try:
+            replies = await self._script(keys=[key for check in batch for key in check.keys], args=args)
+        except Exception as exc:  # every check of the batch gets the error (RedisError: an outage)
+            for check in batch:
+                if not check.reply.done():  # a caller that went away has a cancelled reply
+                    check.reply.set_exception(exc)
+            return
+        for check, raw in zip(batch, replies, strict=True):
+            if not check.reply.done():
+                check.reply.set_result(raw)
 
 
 def client_ip(scope: Scope, trusted: Sequence[Network]) -> str:

@@ -1,11 +1,13 @@
 """The rate limiter on a real Redis: exact sliding windows, headers, and Redis outages."""
 
+import asyncio
 import uuid
 
 import anyio
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -71,6 +73,61 @@ async def test_retry_after_is_honest(limiter):
     # A client obeying Retry-After to the letter is admitted: waiting is the behaviour tested.
     await anyio.sleep(refused.retry_after)
     assert (await limiter.check("user:retry", "writes", [Limit(1, 1)])).admitted
+
+
+async def script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_concurrent_checks_share_one_script_call_and_decide_in_order(limiter, redis_server):
+    redis = Redis.from_url(redis_server.url)
+    before = await script_calls(redis)
+    checks = [limiter.check("user:burst", "reads", [Limit(10, 60)]) for _ in range(30)]
+    decisions = await asyncio.gather(*checks)
+    assert await script_calls(redis) - before == 1
+    # Each decision is the one it would have had alone, in the order the checks were made.
+    assert [d.admitted for d in decisions] == [True] * 10 + [False] * 20
+    assert [d.remaining for d in decisions[:10]] == list(range(9, -1, -1))
+    await redis.aclose()
+
+
+async def test_one_batch_mixes_subjects_and_limits(limiter):
+    checks = [
+        ("user:x", [Limit(2, 60)]),
+        ("user:y", [Limit(1, 1), Limit(5, 60)]),
+        ("user:x", [Limit(2, 60)]),
+        ("user:y", [Limit(1, 1), Limit(5, 60)]),
+        ("user:x", [Limit(2, 60)]),
+    ]
+    decisions = await asyncio.gather(*(limiter.check(subject, "writes", rules) for subject, rules in checks))
+    assert [d.admitted for d in decisions] == [True, True, True, False, False]
+    assert decisions[3].limit == 1 and decisions[3].retry_after == 1  # the per-second limit refused
+
+
+async def test_a_caller_that_goes_away_does_not_disturb_its_batch(limiter):
+    tasks = [asyncio.create_task(limiter.check("user:gone", "reads", [Limit(3, 60)])) for _ in range(5)]
+    await asyncio.sleep(0)  # every check is queued; the batch is not sent yet
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    # Gone before its check was sent: not counted against the limit.
+    assert [d.admitted for d in results[1:]] == [True, True, True, False]
+
+
+async def test_redis_down_fails_every_waiting_check():
+    with throwaway_redis() as server:
+        redis = Redis.from_url(server.url, socket_connect_timeout=0.2, socket_timeout=0.2)
+        limiter = RateLimiter(redis, Keys("down"))
+        server.stop()
+        results = await asyncio.gather(
+            *(limiter.check(f"user:{i}", "reads", [Limit(5, 60)]) for i in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, (RedisError, OSError)) for r in results), results
+        assert limiter.redis_failures == 20
+        server.start()
+        assert (await limiter.check("user:0", "reads", [Limit(5, 60)])).admitted
+        await redis.aclose()
 
 
 def small_app(redis_url: str, catalog_db_url: str, **extra: str):
