@@ -31,8 +31,9 @@ What lives where, and for how long:
   of WORKER_HEARTBEAT_SECONDS, from a task beside its loop); expires after
   WORKER_HEARTBEAT_SECONDS (30 s), so a key present means a live worker.
 
-The cache's scripts and MGET span many products, so they assume one Redis (or a proxy that
-keeps them together), not a Cluster; the limiter's and breaker's keys are cluster-safe.
+The cache's scripts and MGET span many products, and one rate-limit script call decides the
+requests of many subjects (shared.rate_limit batches them), so they assume one Redis (or a
+proxy that keeps them together), not a Cluster; the breaker's keys are cluster-safe.
 """
 
 from __future__ import annotations

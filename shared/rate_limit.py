@@ -138,11 +138,21 @@ class RateLimiter:
         except Exception as exc:  # every check of the batch gets the error (RedisError: an outage)
             for check in batch:
                 if not check.reply.done():  # a caller that went away has a cancelled reply
-                    check.reply.set_exception(exc)
+                    check.reply.set_exception(_own(exc))
             return
         for check, raw in zip(batch, replies, strict=True):
             if not check.reply.done():
                 check.reply.set_result(raw)
+
+
+def _own(exc: Exception) -> Exception:
+    """An error of its own for each waiter (one instance raised in many tasks would gather
+    all their tracebacks); a Redis or network failure stays a RedisError, for the fallbacks."""
+    if not isinstance(exc, (RedisError, OSError)):
+        return exc  # a bug: let it surface as it is
+    error = RedisError(f"rate limiter: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def client_ip(scope: Scope, trusted: Sequence[Network]) -> str:
