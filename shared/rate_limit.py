@@ -10,11 +10,11 @@ per key, about 10 bytes each (scripts/bench_ratelimit measures it); a key expire
 after its last admitted request.
 
 Checks made while a script call is on its way share the next one (group commit, as databases
-do for their log): the first check of an idle process goes out at the next turn of the event
-loop, with every check made during that turn; checks arriving while it is in flight wait for
-its reply and then go out together, at most MAX_BATCH per call. A lone request pays one loop
-turn; under load one round trip decides many requests, and each decision is the one it would
-have had alone (the script decides them one after the other, in arrival order).
+do for their log): the check of an idle process goes out at once, on its own; checks arriving
+while a call is in flight wait for its reply and then go out together, at most MAX_BATCH per
+call. So a lone request waits for nothing, under load one round trip decides many requests,
+and each decision is the one it would have had alone (the script decides them one after the
+other, in arrival order).
 
 The subject is the user when a valid token is present, else the client's IP (`X-Forwarded-For`
 is believed only from TRUSTED_PROXIES). If Redis cannot be reached the request passes (or,
@@ -70,7 +70,10 @@ class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._keys = keys
         self._script = load(redis, "rate_limit")
+        # Checks waiting for the call in flight to answer; `_busy` while one is in flight (or
+        # about to be sent by `_sender`, the task that sends the queue).
         self._queue: list[_Check] = []
+        self._busy = False
         self._sender: asyncio.Task[None] | None = None
         # For /metrics: decisions, and requests Redis could not decide.
         self.admitted = self.refused = self.redis_failures = 0
@@ -79,12 +82,8 @@ class RateLimiter:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
         (or OSError) when Redis cannot decide."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
-        reply: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Check(keys, limits, reply))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send())
         try:
-            raw = await reply
+            raw = await (self._queued(keys, limits) if self._busy else self._alone(keys, limits))
         except (RedisError, OSError):
             self.redis_failures += 1
             raise
@@ -108,9 +107,26 @@ class RateLimiter:
             now_us=int(raw[1]),
         )
 
+    async def _alone(self, keys: list[str], limits: Sequence[Limit]) -> list[int]:
+        """Nothing in flight: this check goes out now, on its own (no wait at low load);
+        checks made meanwhile queue for the next call."""
+        self._busy = True
+        try:
+            replies = await self._call([(keys, limits)])
+            return replies[0]
+        finally:  # answered, failed or cancelled: the queue must not be left waiting
+            if self._queue:
+                self._sender = asyncio.create_task(self._send())
+            else:
+                self._busy = False
+
+    def _queued(self, keys: list[str], limits: Sequence[Limit]) -> asyncio.Future[list[int]]:
+        reply: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Check(keys, limits, reply))
+        return reply
+
     async def _send(self) -> None:
-        """Send the queued checks, a batch per script call, until none are left. One task at a
-        time does this (`_sender`), so one call per process is in flight."""
+        """Send the queued checks, a batch per call, until none are left (one call in flight)."""
         batch: list[_Check] = []
         try:
             while self._queue:
@@ -126,15 +142,11 @@ class RateLimiter:
             self._queue = []
             raise
         finally:
-            self._sender = None
+            self._busy, self._sender = False, None
 
     async def _decide(self, batch: list[_Check]) -> None:
-        args: list[int] = [len(batch)]
-        for check in batch:
-            args.append(len(check.limits))
-            args += [n for limit in check.limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
         try:
-            replies = await self._script(keys=[key for check in batch for key in check.keys], args=args)
+            replies = await self._call([(check.keys, check.limits) for check in batch])
         except Exception as exc:  # every check of the batch gets the error (RedisError: an outage)
             for check in batch:
                 if not check.reply.done():  # a caller that went away has a cancelled reply
@@ -143,6 +155,17 @@ class RateLimiter:
         for check, raw in zip(batch, replies, strict=True):
             if not check.reply.done():
                 check.reply.set_result(raw)
+
+    async def _call(self, checks: list[tuple[list[str], Sequence[Limit]]]) -> list[list[int]]:
+        """One script call deciding `checks` (keys, limits) in order: a reply for each."""
+        args: list[int] = [len(checks)]
+        for _, limits in checks:
+            args.append(len(limits))
+            args += [n for limit in limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
+        replies: list[list[int]] = await self._script(
+            keys=[key for keys, _ in checks for key in keys], args=args
+        )
+        return replies
 
 
 def _own(exc: Exception) -> Exception:
