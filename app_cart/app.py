@@ -85,14 +85,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await reads.connect()
-        pruner = asyncio.create_task(_prune_keys_forever(app, settings.idempotency_ttl_seconds))
         try:
-            yield
+            pruner = asyncio.create_task(_prune_keys_forever(app, settings.idempotency_ttl_seconds))
+            try:
+                yield
+            finally:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
+                await app.state.cart.products.aclose()
         finally:
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
-            await app.state.cart.products.aclose()
             await reads.disconnect()
 
     reads = ReadPool(
@@ -102,7 +104,12 @@ def create_app(
         command_timeout=settings.database_command_timeout,
     )
     app = build_app(
-        SERVICE, settings, [*routes, *internal_routes], lifespan, rate_limit_groups=rate_limit_groups
+        SERVICE,
+        settings,
+        [*routes, *internal_routes],
+        lifespan,
+        rate_limit_groups=rate_limit_groups,
+        ready_checks={"postgres_reads": reads.ping},
     )
     breaker = CircuitBreaker(
         app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()

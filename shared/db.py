@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-from databases import Database
+from databases import Database, DatabaseURL
 
 from shared.config import Settings
 
@@ -62,12 +62,16 @@ class ReadPool:
     Its connections are its own: a read here never sees a transaction's uncommitted writes."""
 
     def __init__(self, url: str, min_size: int, max_size: int, command_timeout: float) -> None:
-        self._options = {"min_size": min_size, "max_size": max_size, "command_timeout": command_timeout}
-        self._url = url
+        self._options = {
+            **connect_arguments(url),
+            "min_size": min_size,
+            "max_size": max_size,
+            "command_timeout": command_timeout,
+        }
         self._pool: asyncpg.Pool | None = None
 
     async def connect(self) -> None:
-        self._pool = await asyncpg.create_pool(self._url, reset=_reset, **self._options)
+        self._pool = await asyncpg.create_pool(reset=_reset, **self._options)
 
     async def disconnect(self) -> None:
         if self._pool is not None:
@@ -79,6 +83,28 @@ class ReadPool:
             raise RuntimeError("the read pool is not connected")
         rows: list[asyncpg.Record] = await self._pool.fetch(sql, *args)
         return rows
+
+    async def ping(self) -> None:
+        await self.fetch("SELECT 1")
+
+
+def connect_arguments(url: str) -> dict[str, Any]:
+    """asyncpg's connection arguments for DATABASE_URL, read as `databases`' asyncpg backend
+    reads it (host, port, user, password, database, and an `ssl` option), so the read pool
+    reaches the same server the same way; asyncpg given the URL itself would pass other query
+    options to the server as settings."""
+    parsed = DatabaseURL(url)
+    arguments: dict[str, Any] = {
+        "host": parsed.hostname,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "database": parsed.database,
+    }
+    ssl = parsed.options.get("ssl")
+    if ssl is not None:
+        arguments["ssl"] = {"true": True, "false": False}.get(ssl.lower(), ssl.lower())
+    return arguments
 
 
 async def fetch_fast(source: Database | ReadPool, sql: str, *args: Any) -> list[asyncpg.Record]:

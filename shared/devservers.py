@@ -236,6 +236,17 @@ class RedisServer:
             self._process.wait(timeout=30)
         self._process = None
 
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """The server stops answering (SIGSTOP) but keeps its connections open, as a stuck
+        server does; it answers again on leaving the block."""
+        assert self._process is not None, "stalled() needs a server started with start()"
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
+
     def start_daemon(self) -> None:
         if _redis_is_ready(self.port):
             return

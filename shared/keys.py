@@ -1,8 +1,9 @@
 """Every Redis key and channel name, in one place, readable in `redis-cli`.
 
 All start with REDIS_KEY_PREFIX (default `storefront`), so services sharing a Redis cannot
-collide and an operator can `SCAN` one application's keys. Keys a Lua script touches together
-share a hash tag (`{...}`), so they land in one slot on a Redis Cluster.
+collide and an operator can `SCAN` one application's keys. The keys of one subject's rate limits
+share a hash tag (`{...}`), as do a breaker's, so each group lands in one slot on a Redis
+Cluster (but see the last paragraph).
 
 What lives where, and for how long:
 - `<p>:ratelimit:{<subject>}:<group>:<window>s`: list, the times (us, newest first) of one

@@ -14,7 +14,9 @@ do for their log): the check of an idle process goes out at once, on its own; ch
 while a call is in flight wait for its reply and then go out together, at most MAX_BATCH per
 call. So a lone request waits for nothing, under load one round trip decides many requests,
 and each decision is the one it would have had alone (the script decides them one after the
-other, in arrival order).
+other, in arrival order). A queued check waits at most `max_wait_seconds` (the socket
+timeout), and a call that fails fails the whole queue, so a stalled Redis (each call failing
+only when it times out) cannot build a queue that waits many timeouts.
 
 The subject is the user when a valid token is present, else the client's IP (`X-Forwarded-For`
 is believed only from TRUSTED_PROXIES). If Redis cannot be reached the request passes (or,
@@ -67,9 +69,12 @@ class _Check(NamedTuple):
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, max_wait_seconds: float = 1.0) -> None:
+        """`max_wait_seconds`: the longest a check waits in the queue (the socket timeout, in
+        the services) before it counts as Redis failing."""
         self._keys = keys
         self._script = load(redis, "rate_limit")
+        self._max_wait = max_wait_seconds
         # Checks waiting for the call in flight to answer; `_busy` while one is in flight (or
         # about to be sent by `_sender`, the task that sends the queue).
         self._queue: list[_Check] = []
@@ -80,7 +85,7 @@ class RateLimiter:
 
     async def check(self, subject: str, group: str, limits: Sequence[Limit]) -> Decision:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
-        (or OSError) when Redis cannot decide."""
+        (or OSError, TimeoutError among them) when Redis cannot decide."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
         try:
             raw = await (self._queued(keys, limits) if self._busy else self._alone(keys, limits))
@@ -114,16 +119,24 @@ class RateLimiter:
         try:
             replies = await self._call([(keys, limits)])
             return replies[0]
+        except (RedisError, OSError) as exc:
+            self._fail_queue(exc)  # Redis is failing: the queue need not wait a timeout each
+            raise
         finally:  # answered, failed or cancelled: the queue must not be left waiting
             if self._queue:
                 self._sender = asyncio.create_task(self._send())
+                self._sender.add_done_callback(self._sender_ended)
             else:
                 self._busy = False
 
-    def _queued(self, keys: list[str], limits: Sequence[Limit]) -> asyncio.Future[list[int]]:
+    async def _queued(self, keys: list[str], limits: Sequence[Limit]) -> list[int]:
         reply: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Check(keys, limits, reply))
-        return reply
+        # A stalled Redis answers each call only when it times out, so a long queue would
+        # wait many timeouts: past the deadline a check counts as failed (TimeoutError). Its
+        # reply is cancelled, so if it is still queued it is never sent.
+        async with asyncio.timeout(self._max_wait):
+            return await reply
 
     async def _send(self) -> None:
         """Send the queued checks, a batch per call, until none are left (one call in flight)."""
@@ -136,25 +149,36 @@ class RateLimiter:
                 if batch:
                     await self._decide(batch)
         except BaseException as exc:  # cancelled (the loop is closing): no check may hang
-            for check in batch + self._queue:
-                if not check.reply.done():
-                    check.reply.set_exception(RedisError(f"rate limiter stopped: {exc!r}"))
-            self._queue = []
+            _fail(batch, RedisError(f"rate limiter stopped: {exc!r}"))
+            self._fail_queue(RedisError(f"rate limiter stopped: {exc!r}"))
             raise
         finally:
             self._busy, self._sender = False, None
 
+    def _sender_ended(self, task: asyncio.Task[None]) -> None:
+        if self._sender is task:  # cancelled before its first step: `_send` never cleaned up
+            self._busy, self._sender = False, None
+            self._fail_queue(RedisError("rate limiter stopped"))
+        if not task.cancelled() and task.exception() is not None:  # a bug: say so, once
+            log.error("rate limiter sender failed", exc_info=task.exception())
+
     async def _decide(self, batch: list[_Check]) -> None:
         try:
             replies = await self._call([(check.keys, check.limits) for check in batch])
-        except Exception as exc:  # every check of the batch gets the error (RedisError: an outage)
-            for check in batch:
-                if not check.reply.done():  # a caller that went away has a cancelled reply
-                    check.reply.set_exception(_own(exc))
+            if len(replies) != len(batch):
+                raise RuntimeError(f"rate_limit.lua answered {len(replies)} of {len(batch)} requests")
+        except Exception as exc:
+            _fail(batch, exc)
+            if isinstance(exc, (RedisError, OSError)):
+                self._fail_queue(exc)  # as in `_alone`
             return
         for check, raw in zip(batch, replies, strict=True):
-            if not check.reply.done():
+            if not check.reply.done():  # a caller that went away has a cancelled reply
                 check.reply.set_result(raw)
+
+    def _fail_queue(self, exc: Exception) -> None:
+        queue, self._queue = self._queue, []
+        _fail(queue, exc)
 
     async def _call(self, checks: list[tuple[list[str], Sequence[Limit]]]) -> list[list[int]]:
         """One script call deciding `checks` (keys, limits) in order: a reply for each."""
@@ -166,6 +190,12 @@ class RateLimiter:
             keys=[key for keys, _ in checks for key in keys], args=args
         )
         return replies
+
+
+def _fail(checks: Sequence[_Check], exc: Exception) -> None:
+    for check in checks:
+        if not check.reply.done():  # a caller that went away has a cancelled reply
+            check.reply.set_exception(_own(exc))
 
 
 def _own(exc: Exception) -> Exception:

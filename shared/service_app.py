@@ -8,7 +8,7 @@ and runs uvicorn.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import uvicorn
@@ -35,7 +35,7 @@ from shared.request_context import RequestContextMiddleware
 
 def _dependency_checks(request: Request) -> dict[str, Check]:
     state = request.app.state
-    return {"postgres": lambda: ping(state.db), "redis": lambda: state.redis.ping()}
+    return {"postgres": lambda: ping(state.db), "redis": lambda: state.redis.ping(), **state.ready_checks}
 
 
 def _expose_rate_limiter(metrics: ServiceMetrics, limiter: RateLimiter) -> None:
@@ -59,9 +59,11 @@ def build_app(
     routes: Sequence[BaseRoute],
     lifespan: ServiceLifespan | None = None,
     rate_limit_groups: Classifier = default_groups,
+    ready_checks: Mapping[str, Check] | None = None,
 ) -> Starlette:
     """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open);
-    `rate_limit_groups` names each request's route group (reads, writes, admin, internal)."""
+    `rate_limit_groups` names each request's route group (reads, writes, admin, internal);
+    `ready_checks` are the service's own dependencies for `/ready`, beside PostgreSQL and Redis."""
     db = create_database(settings)
     redis = create_redis(settings)
     metrics = ServiceMetrics()
@@ -70,7 +72,9 @@ def build_app(
         limits = {
             group: parse_limits(getattr(settings, f"rate_limit_{group}")) for group in RATE_LIMIT_GROUPS
         }
-        limiter = RateLimiter(redis, Keys(settings.redis_key_prefix))
+        limiter = RateLimiter(
+            redis, Keys(settings.redis_key_prefix), max_wait_seconds=settings.redis_socket_timeout
+        )
         _expose_rate_limiter(metrics, limiter)
         rate_limit.append(
             Middleware(
@@ -114,6 +118,7 @@ def build_app(
     app.state.db = db
     app.state.redis = redis
     app.state.metrics = metrics
+    app.state.ready_checks = dict(ready_checks or {})
     app.state.token_verifier = TokenVerifier(settings)
     return app
 

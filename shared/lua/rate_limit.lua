@@ -10,8 +10,11 @@
 -- A request is admitted only if every one of its logs holds fewer than its limit within the
 -- window ending now; then its time is pushed on every one of its logs. Refused requests are
 -- not logged, so hammering does not extend a lockout. The requests of a batch are decided one
--- after the other, each seeing what the ones before it pushed, exactly as if each had been a
--- script call of its own. Returns one reply per request: {admitted (1 or 0), now_us, then for
+-- after the other, each seeing what the ones before it pushed, as if each had been a script
+-- call of its own made at the same instant (one `now` for the batch). If the script fails
+-- part way (out of memory, say), the pushes already made stay: the limiter errs towards
+-- refusing, while the whole batch is answered as an error. Returns one reply per request:
+-- {admitted (1 or 0), now_us, then for
 -- each limit: used (requests in the window, this one included if admitted), reset_us (until
 -- the oldest entry leaves, so one more request fits), retry_us (0, or until this request
 -- would fit)}.

@@ -23,6 +23,12 @@ async def test_ready_reports_each_dependency(catalog):
     assert all(check["status"] == "up" and check["latency_ms"] >= 0 for check in checks.values())
 
 
+async def test_the_carts_read_pool_is_a_dependency_of_its_own(cart):
+    checks = (await cart.get("/ready")).json()["checks"]
+    assert set(checks) == {"postgres", "postgres_reads", "redis"}
+    assert checks["postgres_reads"]["status"] == "up"
+
+
 async def test_redis_down_makes_ready_503_but_health_200(catalog_db_url):
     with throwaway_redis() as redis:
         settings = load_settings(CatalogSettings, service_env(catalog_db_url, redis.url, READY_TIMEOUT="0.5"))

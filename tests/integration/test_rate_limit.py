@@ -1,6 +1,8 @@
 """The rate limiter on a real Redis: exact sliding windows, headers, and Redis outages."""
 
 import asyncio
+import contextlib
+import time
 import uuid
 
 import anyio
@@ -125,6 +127,47 @@ async def test_checks_queued_behind_a_cancelled_call_are_still_sent(limiter):
     # The four behind it were decided, in order; the cancelled one counts if its command had
     # left before the cancel (a new connection may still have been connecting).
     assert [d.admitted for d in results[1:]] in ([True, True, False, False], [True, True, True, False])
+
+
+async def test_a_sender_cancelled_before_it_runs_leaves_no_check_waiting(limiter):
+    tasks = [asyncio.create_task(limiter.check("user:jam", "reads", [Limit(9, 60)])) for _ in range(4)]
+    with anyio.fail_after(5):
+        # Until the first call has answered and handed the queue to a sender task: internal
+        # state, with nothing to await.
+        while limiter._sender is None:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+    limiter._sender.cancel()  # as the loop's shutdown does to every task
+    with anyio.fail_after(5):
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0].admitted
+    assert all(isinstance(r, RedisError) for r in results[1:]), results
+    assert (await limiter.check("user:jam", "reads", [Limit(9, 60)])).admitted  # not jammed
+
+
+async def test_a_stalled_redis_costs_a_queued_check_at_most_the_wait():
+    with throwaway_redis() as server:
+        redis = Redis.from_url(server.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+        limiter = RateLimiter(redis, Keys("stall"), max_wait_seconds=0.2)
+        assert (await limiter.check("user:0", "reads", [Limit(5, 60)])).admitted
+        waits: list[float] = []
+
+        async def timed(n: int) -> None:
+            started = time.monotonic()
+            with contextlib.suppress(RedisError, OSError):
+                await limiter.check(f"user:{n}", "reads", [Limit(5, 60)])
+            waits.append(time.monotonic() - started)
+
+        with server.stalled():
+            # About 5,000 checks a second for a second: far more than one call per timeout
+            # can take (256), so a queue drained only batch by batch would grow for good.
+            tasks = []
+            for burst in range(50):
+                tasks += [asyncio.create_task(timed(burst * 50 + i)) for i in range(50)]
+                await asyncio.sleep(0.01)  # the arrival rate, not a synchronisation
+            await asyncio.gather(*tasks)
+        assert max(waits) < 1.0, f"a check waited {max(waits):.2f} s"
+        assert (await limiter.check("user:0", "reads", [Limit(5, 60)])).admitted  # answers again
+        await redis.aclose()
 
 
 async def test_redis_down_fails_every_waiting_check():
