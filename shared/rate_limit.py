@@ -14,9 +14,10 @@ do for their log): the check of an idle process goes out at once, on its own; ch
 while a call is in flight wait for its reply and then go out together, at most MAX_BATCH per
 call. So a lone request waits for nothing, under load one round trip decides many requests,
 and each decision is the one it would have had alone (the script decides them one after the
-other, in arrival order). A queued check waits at most `max_wait_seconds` (the socket
-timeout), and a call that fails fails the whole queue, so a stalled Redis (each call failing
-only when it times out) cannot build a queue that waits many timeouts.
+other, in arrival order). A call that fails fails the whole queue, and a check that has
+waited `max_wait_seconds` (the socket timeout) fails instead of being sent, so a stalled or
+slow Redis cannot build a queue that waits many calls: a check waits at most that plus its
+own call, as it waited at most for a pooled connection plus its call before batching.
 
 The subject is the user when a valid token is present, else the client's IP (`X-Forwarded-For`
 is believed only from TRUSTED_PROXIES). If Redis cannot be reached the request passes (or,
@@ -29,6 +30,7 @@ import asyncio
 import ipaddress
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -66,6 +68,7 @@ class _Check(NamedTuple):
     keys: list[str]
     limits: Sequence[Limit]
     reply: asyncio.Future[list[int]]
+    queued_at: float  # time.monotonic()
 
 
 class RateLimiter:
@@ -129,14 +132,10 @@ class RateLimiter:
             else:
                 self._busy = False
 
-    async def _queued(self, keys: list[str], limits: Sequence[Limit]) -> list[int]:
+    def _queued(self, keys: list[str], limits: Sequence[Limit]) -> asyncio.Future[list[int]]:
         reply: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Check(keys, limits, reply))
-        # A stalled Redis answers each call only when it times out, so a long queue would
-        # wait many timeouts: past the deadline a check counts as failed (TimeoutError). Its
-        # reply is cancelled, so if it is still queued it is never sent.
-        async with asyncio.timeout(self._max_wait):
-            return await reply
+        self._queue.append(_Check(keys, limits, reply, time.monotonic()))
+        return reply
 
     async def _send(self) -> None:
         """Send the queued checks, a batch per call, until none are left (one call in flight)."""
@@ -144,8 +143,7 @@ class RateLimiter:
         try:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                # A caller that went away before its check was sent is not counted.
-                batch = [check for check in batch if not check.reply.done()]
+                batch = self._sendable(batch)
                 if batch:
                     await self._decide(batch)
         except BaseException as exc:  # cancelled (the loop is closing): no check may hang
@@ -154,6 +152,21 @@ class RateLimiter:
             raise
         finally:
             self._busy, self._sender = False, None
+
+    def _sendable(self, batch: list[_Check]) -> list[_Check]:
+        """The checks of `batch` still worth sending. A caller that went away is not counted.
+        A check queued longer than `max_wait` fails (TimeoutError): a slow Redis would
+        otherwise let a queue fed faster than it drains grow for good, each check waiting
+        for every call ahead of it. So a check waits at most that, plus its own call."""
+        now, sendable = time.monotonic(), []
+        for check in batch:
+            if check.reply.done():
+                continue
+            if now - check.queued_at > self._max_wait:
+                check.reply.set_exception(TimeoutError(f"waited over {self._max_wait} s for Redis"))
+            else:
+                sendable.append(check)
+        return sendable
 
     def _sender_ended(self, task: asyncio.Task[None]) -> None:
         if self._sender is task:  # cancelled before its first step: `_send` never cleaned up

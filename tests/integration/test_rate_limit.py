@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 
 import anyio
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -167,6 +169,56 @@ async def test_a_stalled_redis_costs_a_queued_check_at_most_the_wait():
             await asyncio.gather(*tasks)
         assert max(waits) < 1.0, f"a check waited {max(waits):.2f} s"
         assert (await limiter.check("user:0", "reads", [Limit(5, 60)])).admitted  # answers again
+        await redis.aclose()
+
+
+BUSY_200_MS = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 200000
+"""
+
+
+async def test_a_slow_redis_cannot_grow_the_queue_for_good():
+    with throwaway_redis() as server:
+        redis = Redis.from_url(server.url)  # no socket timeout: slow, never failing
+        limiter = RateLimiter(redis, Keys("slow"), max_wait_seconds=0.2)
+        assert (await limiter.check("user:0", "reads", [Limit(5, 60)])).admitted
+        stop = threading.Event()
+
+        def keep_redis_busy() -> None:  # a neighbour's slow scripts: each call waits up to 200 ms
+            busy = SyncRedis.from_url(server.url)
+            while not stop.is_set():
+                busy.eval(BUSY_200_MS, 0)
+            busy.close()
+
+        outcomes: list[tuple[float, bool]] = []
+
+        async def timed(n: int) -> None:
+            started = time.monotonic()
+            try:
+                await limiter.check(f"user:{n}", "reads", [Limit(5, 60)])
+                timed_out = False
+            except TimeoutError:
+                timed_out = True
+            outcomes.append((time.monotonic() - started, timed_out))
+
+        thread = threading.Thread(target=keep_redis_busy)
+        thread.start()
+        try:
+            # About 5,000 checks a second for a second, where 256 a call and a call every
+            # 200 ms drain 1,280: without the deadline the queue would grow for good.
+            tasks = []
+            for burst in range(50):
+                tasks += [asyncio.create_task(timed(burst * 50 + i)) for i in range(50)]
+                await asyncio.sleep(0.01)  # the arrival rate, not a synchronisation
+            await asyncio.gather(*tasks)
+        finally:
+            stop.set()
+            thread.join()
+        longest = max(wait for wait, _ in outcomes)
+        assert longest < 1.2, f"a check waited {longest:.2f} s"
+        assert any(timed_out for _, timed_out in outcomes)  # the queue did outgrow the calls
         await redis.aclose()
 
 
