@@ -88,7 +88,7 @@ class RateLimiter:
 
     async def check(self, subject: str, group: str, limits: Sequence[Limit]) -> Decision:
         """Admit one request of `subject` in `group` if all `limits` allow it. Raises RedisError
-        (or OSError, TimeoutError among them) when Redis cannot decide."""
+        (or OSError) when Redis cannot decide, or not within the wait."""
         keys = [self._keys.rate_limit(subject, group, limit.window_seconds) for limit in limits]
         try:
             raw = await (self._queued(keys, limits) if self._busy else self._alone(keys, limits))
@@ -142,8 +142,10 @@ class RateLimiter:
         batch: list[_Check] = []
         try:
             while self._queue:
+                self._expire()
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                batch = self._sendable(batch)
+                # A caller that went away before its check was sent is not counted.
+                batch = [check for check in batch if not check.reply.done()]
                 if batch:
                     await self._decide(batch)
         except BaseException as exc:  # cancelled (the loop is closing): no check may hang
@@ -153,23 +155,22 @@ class RateLimiter:
         finally:
             self._busy, self._sender = False, None
 
-    def _sendable(self, batch: list[_Check]) -> list[_Check]:
-        """The checks of `batch` still worth sending. A caller that went away is not counted.
-        A check queued longer than `max_wait` fails (TimeoutError): a slow Redis would
-        otherwise let a queue fed faster than it drains grow for good, each check waiting
-        for every call ahead of it. So a check waits at most that, plus its own call."""
-        now, sendable = time.monotonic(), []
-        for check in batch:
-            if check.reply.done():
-                continue
-            if now - check.queued_at > self._max_wait:
-                check.reply.set_exception(TimeoutError(f"waited over {self._max_wait} s for Redis"))
-            else:
-                sendable.append(check)
-        return sendable
+    def _expire(self) -> None:
+        """Fail (TimeoutError) the checks queued longer than `max_wait`: a slow Redis would
+        otherwise let a queue fed faster than it drains grow for good, each check waiting for
+        every call ahead of it. So a check waits at most that, plus its own call. The queue is
+        in arrival order, so they are its front; dropping them all before the next batch is
+        taken keeps every call full of checks that can still be answered in time."""
+        deadline = time.monotonic() - self._max_wait
+        expired = 0
+        while expired < len(self._queue) and self._queue[expired].queued_at < deadline:
+            expired += 1
+        if expired:
+            stale, self._queue = self._queue[:expired], self._queue[expired:]
+            _fail(stale, TimeoutError(f"waited over {self._max_wait} s for Redis"))
 
     def _sender_ended(self, task: asyncio.Task[None]) -> None:
-        if self._sender is task:  # cancelled before its first step: `_send` never cleaned up
+        if task.cancelled() and self._sender is task:  # before its first step: no clean-up ran
             self._busy, self._sender = False, None
             self._fail_queue(RedisError("rate limiter stopped"))
         if not task.cancelled() and task.exception() is not None:  # a bug: say so, once
@@ -278,6 +279,8 @@ class RateLimitMiddleware:
         self.trusted_proxies = trusted_proxies
         self.fail_open = fail_open
         self._failing = False
+        self._logged_at: float | None = None  # when "cannot reach" was last logged
+        self._announced = False  # whether this outage was
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         group = self.classify(scope) if scope["type"] == "http" else None
@@ -326,15 +329,22 @@ class RateLimitMiddleware:
         try:
             decision = await self.limiter.check(self._subject(scope), group, self.limits[group])
         except (RedisError, OSError) as exc:
-            if not self._failing:  # once per outage, not once per request
-                log.error(
-                    "rate limiter cannot reach Redis (%s); %s",
-                    exc,
-                    "admitting" if self.fail_open else "refusing",
-                )
+            # Once per outage, not once per request; and a slow Redis that fails and answers by
+            # turns is logged at most once a minute, with its recovery.
+            if not self._failing:
                 self._failing = True
+                now = time.monotonic()
+                self._announced = self._logged_at is None or now - self._logged_at > 60
+                if self._announced:
+                    log.error(
+                        "rate limiter cannot reach Redis (%s); %s",
+                        exc,
+                        "admitting" if self.fail_open else "refusing",
+                    )
+                    self._logged_at = now
             return None
         if self._failing:
-            log.warning("rate limiter reaches Redis again")
             self._failing = False
+            if self._announced:
+                log.warning("rate limiter reaches Redis again")
         return decision

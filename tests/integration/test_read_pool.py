@@ -1,0 +1,15 @@
+"""The cart's read pool on a real PostgreSQL."""
+
+from shared.db import ReadPool
+
+
+async def test_the_read_pool_takes_a_database_url_with_databases_options(catalog_db_url):
+    # databases reads min_size (and ssl) from the URL itself; asyncpg given the URL as it is
+    # would send min_size to the server as a setting, and the server would refuse to connect.
+    pool = ReadPool(f"{catalog_db_url}?min_size=1&ssl=false", min_size=1, max_size=2, command_timeout=5)
+    await pool.connect()
+    try:
+        await pool.ping()
+        assert [tuple(row) for row in await pool.fetch("SELECT $1::int + 1", 41)] == [(42,)]
+    finally:
+        await pool.disconnect()
