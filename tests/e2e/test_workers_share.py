@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 
+import anyio
 import asyncpg
 import pytest
 from redis.asyncio import Redis
@@ -77,7 +78,7 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_is_applied_twice_in
     asyncio.run(prepare(cart_db, redis_server.url, prefix))
     settings = {
         "REDIS_KEY_PREFIX": prefix,
-        "WORKER_BATCH_SIZE": "2000",  # one long batch, to be killed in its middle
+        "WORKER_BATCH_SIZE": "1000",  # ten batches: one is killed in its middle
         "WORKER_HEARTBEAT_SECONDS": "1",
         "WORKER_RETRY_BASE_SECONDS": "0.2",
     }
@@ -90,11 +91,31 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_is_applied_twice_in
         finally:
             await conn.close()
 
+    async def kill_mid_batch(worker: subprocess.Popen[bytes]) -> None:
+        """Hold one item row: the worker's next batch, read and not acknowledged, blocks on it
+        (its transaction waits on the lock); kill the worker there, then let the row go. (Its
+        server process then finds no COMMIT coming: the batch is never committed.)"""
+        conn = await asyncpg.connect(cart_db)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM cart_items WHERE product_id = 1 FOR UPDATE")
+                with anyio.fail_after(30):
+                    while not await conn.fetchval(  # noqa: ASYNC110 (another process: polled)
+                        "SELECT pg_stat_clear_snapshot(), count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                        column=1,
+                    ):
+                        await anyio.sleep(0.02)
+                worker.kill()  # SIGKILL, in the middle of a batch
+                worker.wait(timeout=10)
+        finally:
+            await conn.close()
+
     with subprocess.Popen(
         [sys.executable, "-m", "app_cart.worker"], env=env, stderr=subprocess.DEVNULL
     ) as first:
-        wait_until(lambda: asyncio.run(progress()) > 0, timeout=60)
-        first.kill()  # SIGKILL, in the middle of its first batch of 2,000
+        wait_until(lambda: asyncio.run(progress()) > 0, timeout=60)  # a batch committed
+        asyncio.run(kill_mid_batch(first))
     stream, heartbeat_pattern = Keys(prefix).catalog_events(), Keys(prefix).worker_heartbeat("*")
 
     async def orphaned() -> tuple[int, int]:
