@@ -79,7 +79,9 @@ class RateLimiter:
         self._script = load(redis, "rate_limit")
         self._max_wait = max_wait_seconds
         # Checks waiting for the call in flight to answer; `_busy` while one is in flight (or
-        # about to be sent by `_sender`, the task that sends the queue).
+        # about to be sent by `_sender`, the task that sends the queue). They are only changed
+        # on the event loop's thread and never across an await, so no two callers can both find
+        # the limiter idle and put two calls in flight.
         self._queue: list[_Check] = []
         self._busy = False
         self._sender: asyncio.Task[None] | None = None
@@ -156,11 +158,12 @@ class RateLimiter:
             self._busy, self._sender = False, None
 
     def _expire(self) -> None:
-        """Fail (TimeoutError) the checks queued longer than `max_wait`: a slow Redis would
-        otherwise let a queue fed faster than it drains grow for good, each check waiting for
-        every call ahead of it. So a check waits at most that, plus its own call. The queue is
-        in arrival order, so they are its front; dropping them all before the next batch is
-        taken keeps every call full of checks that can still be answered in time."""
+        """Fail (a RedisError caused by a TimeoutError) the checks queued longer than
+        `max_wait`: a slow Redis would otherwise let a queue fed faster than it drains grow for
+        good, each check waiting for every call ahead of it. So a check waits at most that,
+        plus its own call. The queue is in arrival order, so they are its front; dropping them
+        all before the next batch is taken keeps every call full of checks that can still be
+        answered in time."""
         deadline = time.monotonic() - self._max_wait
         expired = 0
         while expired < len(self._queue) and self._queue[expired].queued_at < deadline:
@@ -173,7 +176,7 @@ class RateLimiter:
         if task.cancelled() and self._sender is task:  # before its first step: no clean-up ran
             self._busy, self._sender = False, None
             self._fail_queue(RedisError("rate limiter stopped"))
-        if not task.cancelled() and task.exception() is not None:  # a bug: say so, once
+        if not task.cancelled() and task.exception() is not None:  # a bug; nothing else reads it
             log.error("rate limiter sender failed", exc_info=task.exception())
 
     async def _decide(self, batch: list[_Check]) -> None:

@@ -121,7 +121,7 @@ async def test_a_caller_that_goes_away_before_its_check_is_sent_is_not_counted(l
 
 async def test_checks_queued_behind_a_cancelled_call_are_still_sent(limiter):
     tasks = [asyncio.create_task(limiter.check("user:lead", "reads", [Limit(3, 60)])) for _ in range(5)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: each task has made its check; the first is in flight
     tasks[0].cancel()  # the caller whose call is in flight goes away
     with anyio.fail_after(5):  # a queue left waiting would hang here
         results = await asyncio.gather(*tasks, return_exceptions=True)
