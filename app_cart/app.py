@@ -18,7 +18,7 @@ from app_cart.products import ProductClient
 from app_cart.routes import routes
 from app_cart.settings import CartSettings
 from shared.breaker import CircuitBreaker
-from shared.db import ReadPool
+from shared.db import create_read_pool
 from shared.idempotency import prune
 from shared.keys import Keys
 from shared.metrics import ServiceMetrics
@@ -97,12 +97,7 @@ def create_app(
         finally:
             await reads.disconnect()
 
-    reads = ReadPool(
-        settings.database_url,
-        min_size=min(settings.database_pool_min, settings.database_read_pool_max),
-        max_size=settings.database_read_pool_max,
-        command_timeout=settings.database_command_timeout,
-    )
+    reads = create_read_pool(settings, settings.database_read_pool_max)
     app = build_app(
         SERVICE,
         settings,

@@ -57,6 +57,16 @@ def create_database(settings: Settings) -> Database:
     )
 
 
+def create_read_pool(settings: Settings, max_size: int) -> ReadPool:
+    """The read pool of a service, configured as its `Database` is, with its own size."""
+    return ReadPool(
+        settings.database_url,
+        min_size=min(settings.database_pool_min, max_size),
+        max_size=max_size,
+        command_timeout=settings.database_command_timeout,
+    )
+
+
 class ReadPool:
     """A plain asyncpg pool for reads outside any transaction (opened by the app's lifespan).
     Its connections are its own: a read here never sees a transaction's uncommitted writes."""
