@@ -2,7 +2,7 @@
 
 from app_cart.app import SERVICE, create_app
 from app_cart.settings import CartSettings
-from shared.service_app import serve
+from shared.http.app import serve
 
 if __name__ == "__main__":
     serve(SERVICE, CartSettings, create_app)

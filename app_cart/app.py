@@ -12,19 +12,21 @@ import httpx
 from starlette.applications import Starlette
 from starlette.types import Scope
 
-from app_cart.cart import Context
-from app_cart.internal import routes as internal_routes
-from app_cart.products import ProductClient
-from app_cart.routes import routes
+from app_cart.adapters.catalog_client import ProductClient
+from app_cart.api.internal import routes as internal_routes
+from app_cart.api.problems import PROBLEMS
+from app_cart.api.promo_routes import routes as promo_routes
+from app_cart.api.routes import routes
+from app_cart.services.context import Context
 from app_cart.settings import CartSettings
-from shared.breaker import CircuitBreaker
-from shared.db import create_read_pool
-from shared.idempotency import prune
+from shared.http.app import build_app
+from shared.http.idempotency import prune
 from shared.keys import Keys
-from shared.metrics import ServiceMetrics
-from shared.product_cache import ProductCache
-from shared.rate_limit import default_groups
-from shared.service_app import build_app
+from shared.ratelimit.groups import default_groups
+from shared.resilience.breaker import CircuitBreaker
+from shared.resilience.product_cache import ProductCache
+from shared.storage.postgres import create_read_pool
+from shared.telemetry.metrics import ServiceMetrics
 
 SERVICE = "cart"
 BREAKER_NAME = "product_service"
@@ -101,10 +103,11 @@ def create_app(
     app = build_app(
         SERVICE,
         settings,
-        [*routes, *internal_routes],
+        [*routes, *promo_routes, *internal_routes],
         lifespan,
         rate_limit_groups=rate_limit_groups,
         ready_checks={"postgres_reads": reads.ping},
+        problems=PROBLEMS,
     )
     breaker = CircuitBreaker(
         app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()

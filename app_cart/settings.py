@@ -6,9 +6,9 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from shared.breaker import BreakerConfig
 from shared.config import Port, Seconds, Settings
-from shared.product_cache import CacheConfig
+from shared.resilience.breaker import BreakerConfig
+from shared.resilience.product_cache import CacheConfig
 
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 

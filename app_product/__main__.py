@@ -2,7 +2,7 @@
 
 from app_product.app import SERVICE, create_app
 from app_product.settings import CatalogSettings
-from shared.service_app import serve
+from shared.http.app import serve
 
 if __name__ == "__main__":
     serve(SERVICE, CatalogSettings, create_app)

@@ -9,15 +9,15 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.types import Scope
 
-from app_product.routes import routes
-from app_product.service import Catalog
+from app_product.api.routes import routes
+from app_product.catalog.context import Catalog
 from app_product.settings import CatalogSettings
-from shared.db import create_database
+from shared.http.app import build_app
 from shared.keys import Keys
-from shared.product_cache import ProductInvalidator
-from shared.rate_limit import default_groups
-from shared.redis_conn import create_redis
-from shared.service_app import build_app
+from shared.ratelimit.groups import default_groups
+from shared.resilience.invalidation import ProductInvalidator
+from shared.storage.postgres import create_database
+from shared.storage.redis_conn import create_redis
 
 SERVICE = "catalog"
 

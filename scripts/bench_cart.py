@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench_common import SECRET  # noqa: E402
 
-from shared.devservers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
-from shared.migrations import SQL_ROOT, migrate  # noqa: E402
+from devtools.servers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
+from shared.storage.migrations import SQL_ROOT, migrate  # noqa: E402
 
 ITEMS, CONNECTIONS, SECONDS, ROUNDS, COUNTED = 20, 64, 8, 3, 200
 UNLIMITED = {f"RATE_LIMIT_{group}": "100000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")}

@@ -2,7 +2,7 @@
 
 On one throwaway Redis, in one process, with 64 concurrent callers over 1,000 subjects (20
 decisions each against a limit of 10 per 60 s, so half admit and half refuse), it times
-- our limiter (shared.rate_limit: one EVALSHA per batch of the decisions waiting), and
+- our limiter (shared.ratelimit.limiter: one EVALSHA per batch of the decisions waiting), and
 - the `limits` library's moving window (its Redis storage on redis-py's asyncio client),
 alternating rounds, and reports decisions per second and their ratio (target: at least 1.0).
 A second line does the same with one caller, where nothing can be batched: each decision is
@@ -26,10 +26,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.devservers import throwaway_redis
+from devtools.servers import throwaway_redis
 from shared.keys import Keys
-from shared.limits import Limit
-from shared.rate_limit import RateLimiter
+from shared.ratelimit.limiter import RateLimiter
+from shared.ratelimit.spec import Limit
 
 DECISIONS, CONCURRENCY, SUBJECTS, LIMIT, ROUNDS = 20_000, 64, 1_000, 10, 3
 HELD = 100  # requests in the key whose memory is measured

@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench_common import service_env, xadd_pipelined  # noqa: E402
 
-from app_product.relay import Relay  # noqa: E402
+from app_product.outbox.relay import Relay  # noqa: E402
 from app_product.settings import CatalogSettings  # noqa: E402
+from devtools.servers import throwaway_postgres, throwaway_redis  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from shared.devservers import throwaway_postgres, throwaway_redis  # noqa: E402
-from shared.events import encode, new_event, stream_fields  # noqa: E402
+from shared.events.envelope import encode, new_event, stream_fields  # noqa: E402
 from shared.keys import Keys  # noqa: E402
-from shared.migrations import SQL_ROOT, migrate  # noqa: E402
+from shared.storage.migrations import SQL_ROOT, migrate  # noqa: E402
 
 EVENTS, PRODUCTS, ROUNDS = 20_000, 1_000, 3
 

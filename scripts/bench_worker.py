@@ -42,21 +42,21 @@ sys.path.insert(0, str(ROOT))
 from bench_common import service_env, xadd_pipelined  # noqa: E402
 
 from app_cart.settings import CartSettings  # noqa: E402
-from app_cart.worker import Worker  # noqa: E402
-from app_product import service  # noqa: E402
+from app_cart.worker.run import cart_worker as Worker  # noqa: E402
 from app_product.app import open_catalog  # noqa: E402
-from app_product.relay import _LOCK_KEY as RELAY_LOCK  # noqa: E402
-from app_product.schemas import ProductPatch  # noqa: E402
+from app_product.catalog import products  # noqa: E402
+from app_product.catalog.models import ProductPatch  # noqa: E402
+from app_product.outbox.relay import _LOCK_KEY as RELAY_LOCK  # noqa: E402
 from app_product.settings import CatalogSettings  # noqa: E402
+from devtools.servers import throwaway_postgres, throwaway_redis  # noqa: E402
 from shared.config import load_settings  # noqa: E402
-from shared.db import create_database  # noqa: E402
-from shared.devservers import throwaway_postgres, throwaway_redis  # noqa: E402
-from shared.events import encode, new_event, stream_fields  # noqa: E402
+from shared.events.envelope import encode, new_event, stream_fields  # noqa: E402
+from shared.events.trim import trim  # noqa: E402
+from shared.http.versioning import ExpectedVersion  # noqa: E402
 from shared.keys import CART_GROUP, Keys  # noqa: E402
-from shared.migrations import SQL_ROOT, migrate  # noqa: E402
-from shared.redis_conn import create_redis  # noqa: E402
-from shared.stream_trim import trim  # noqa: E402
-from shared.versioning import ExpectedVersion  # noqa: E402
+from shared.storage.migrations import SQL_ROOT, migrate  # noqa: E402
+from shared.storage.postgres import create_database  # noqa: E402
+from shared.storage.redis_conn import create_redis  # noqa: E402
 
 CARTS, ITEMS_PER_CART, PRODUCTS, VERSIONS = 1_000, 10, 1_000, 10
 EVENTS = PRODUCTS * VERSIONS
@@ -174,7 +174,7 @@ async def phase_worker(cart_db: str, redis_url: str) -> None:
 
 
 async def write_updates(catalog_db: str, redis_url: str) -> float:
-    """VERSIONS price changes of every product through service.update_product; the seconds."""
+    """VERSIONS price changes of every product through products.update_product; the seconds."""
     await sql(
         catalog_db,
         "INSERT INTO products (sku, name, price, stock)"
@@ -188,7 +188,7 @@ async def write_updates(catalog_db: str, redis_url: str) -> float:
             for version in range(1, VERSIONS + 1):
                 for product_id in range(k + 1, PRODUCTS + 1, WRITERS):
                     patch = ProductPatch(price=f"{version + 1}.00")
-                    await service.update_product(catalog, product_id, patch, ExpectedVersion(version, False))
+                    await products.update_product(catalog, product_id, patch, ExpectedVersion(version, False))
 
         started = time.perf_counter()
         await asyncio.gather(*(writer(k) for k in range(WRITERS)))
@@ -269,7 +269,7 @@ async def e2e_round(catalog_db: str, cart_db: str, redis_url: str, prefix: str) 
 async def phase_end_to_end(catalog_db: str, cart_db: str, redis_url: str) -> None:
     print(f"\n== end to end: {EVENTS} product updates, {PRODUCTS} products in {CARTS} carts")
     seconds = await write_updates(catalog_db, redis_url)
-    print(f"  catalog writes (service.update_product, {WRITERS} writers): {EVENTS / seconds:,.0f} updates/s")
+    print(f"  catalog writes (products.update_product, {WRITERS} writers): {EVENTS / seconds:,.0f} updates/s")
     entries = await outbox_entries(catalog_db)
     rates, raw_rates = [], []
     async with Redis.from_url(redis_url) as redis:

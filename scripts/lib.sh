@@ -23,7 +23,7 @@ ensure_services() {
             name="${line%%=*}"
             value="${line#*=}"
             [ -n "${!name:-}" ] || export "$name=$value"
-        done < <(python -m shared.devservers up --dir "$ROOT/.data")
+        done < <(python -m devtools.devservers up --dir "$ROOT/.data")
     fi
-    python -m shared.devservers check
+    python -m devtools.devservers check
 }

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from shared.limits import parse_limits, parse_networks
+from shared.ratelimit.groups import RATE_LIMIT_GROUPS
+from shared.ratelimit.spec import parse_limits, parse_networks
 
 # Long enough to pass the length check, so that only the explicit "development secret" rule
 # stops it in production, with a message that says exactly that.
@@ -71,7 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
-    # Verified tokens each process remembers (shared.auth); 0 verifies every request afresh.
+    # Verified tokens each process remembers (shared.http.auth); 0 verifies every request afresh.
     jwt_cache_size: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 4096
 
     # Rate limits per route group: comma-separated "<requests>/<seconds>", all enforced.
@@ -175,9 +176,6 @@ def _check_url(variable: str, url: str, schemes: frozenset[str]) -> None:
     if parts.scheme not in schemes:
         wanted = " or ".join(f"{s}://" for s in sorted(schemes))
         raise SettingsError(variable, f"must start with {wanted}")
-
-
-RATE_LIMIT_GROUPS = ("reads", "writes", "admin", "internal")
 
 
 def _check_rate_limits(settings: Settings) -> None:

@@ -1,32 +1,17 @@
-"""Errors as RFC 9457 problem details (`application/problem+json`), and their Starlette handlers.
+"""Domain errors: what a service function raises when it refuses, in the service's own words.
 
-Service code raises a `Problem` subclass; the handlers installed by `exception_handlers()` turn
-it, Starlette's own HTTP errors and any unexpected exception into a problem body carrying the
-request id. An unexpected exception is logged with its traceback and answered with a bare 500:
-no stack trace or exception text ever reaches a client.
+They know nothing of HTTP. The API layer (`shared.http.problems`) maps each class to a status
+and a problem type, walking the class's ancestors, so a service's own error (a refused promo
+code, an unreachable catalog) subclasses one of these and the service's API registers its
+problem type beside the shared ones.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
-from http import HTTPStatus
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
-import asyncpg
 import msgspec
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ExceptionHandler
-
-from shared.request_context import current_request_id
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-# RFC 9457 section 3.1.1: problem types that do not resolve should be tag URIs.
-PROBLEM_TYPE_PREFIX = "tag:storefront,2026:problem:"
-
-log = logging.getLogger(__name__)
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -36,180 +21,51 @@ class FieldError(msgspec.Struct, frozen=True):
     message: str
 
 
-class Problem(Exception):
-    """An error with an HTTP status; subclasses fix the status, slug and title."""
-
-    status: ClassVar[int] = 500
-    slug: ClassVar[str] = "internal-error"
-    title: ClassVar[str] = "Internal server error"
+class DomainError(Exception):
+    """A refusal: `detail` for a person, `errors` naming the inputs at fault, `retry_after`
+    (seconds) when trying again later may succeed, and any further facts as `extensions`."""
 
     def __init__(
         self,
         detail: str,
         *,
         errors: Sequence[FieldError] = (),
-        headers: Mapping[str, str] | None = None,
+        retry_after: int | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors)
-        self.headers = dict(headers or {})
+        self.retry_after = retry_after
         self.extensions = extensions
 
 
-class BadRequest(Problem):
-    status, slug, title = 400, "bad-request", "Bad request"
+class NotFound(DomainError):
+    """What was named does not exist."""
 
 
-class MalformedJSON(Problem):
-    status, slug, title = 400, "malformed-json", "Malformed JSON body"
+class Conflict(DomainError):
+    """The change would break an invariant held by data (a duplicate, a category in use)."""
 
 
-class InvalidQuery(Problem):
-    status, slug, title = 400, "invalid-query", "Invalid query parameters"
+class StaleVersion(Conflict):
+    """The writer read a version that is no longer the current one."""
 
 
-class Unauthorized(Problem):
-    status, slug, title = 401, "unauthorized", "Authentication required"
+class PreconditionFailed(StaleVersion):
+    """As StaleVersion, when the writer stated its version as a precondition (If-Match)."""
 
 
-class Forbidden(Problem):
-    status, slug, title = 403, "forbidden", "Not allowed"
+class ValidationFailed(DomainError):
+    """The input is well-formed but breaks a rule (a limit, a product not for sale)."""
 
 
-class NotFound(Problem):
-    status, slug, title = 404, "not-found", "Not found"
+class Unavailable(DomainError):
+    """A dependency cannot answer now; the same request may succeed later."""
 
 
-class Conflict(Problem):
-    status, slug, title = 409, "conflict", "Conflict"
-
-
-class StaleVersion(Problem):
-    status, slug, title = 409, "stale-version", "The resource has changed"
-
-
-class PreconditionFailed(Problem):
-    status, slug, title = 412, "precondition-failed", "Precondition failed"
-
-
-class UnsupportedMediaType(Problem):
-    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
-
-
-class ValidationFailed(Problem):
-    status, slug, title = 422, "validation-failed", "The request body is invalid"
-
-
-class PreconditionRequired(Problem):
-    status, slug, title = 428, "precondition-required", "A version is required"
-
-
-class ServiceUnavailable(Problem):
-    status, slug, title = 503, "service-unavailable", "Service unavailable"
-
-
-def problem_response(
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    *,
-    instance: str | None = None,
-    errors: Sequence[FieldError] = (),
-    headers: Mapping[str, str] | None = None,
-    extensions: Mapping[str, Any] | None = None,
-) -> Response:
-    """Build the problem+json response; the one place the body's shape is defined."""
-    request_id = current_request_id()
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if instance is not None:
-        body["instance"] = instance
-    if request_id is not None:
-        body["request_id"] = request_id
-    if errors:
-        body["errors"] = errors
-    if extensions:
-        body.update(extensions)
-    response = Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE)
-    response.headers.update(headers or {})
-    return response
-
-
-def _handle_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Problem)
-    return problem_response(
-        exc.status,
-        exc.slug,
-        exc.title,
-        exc.detail,
-        instance=request.url.path,
-        errors=exc.errors,
-        headers=exc.headers,
-        extensions=exc.extensions,
+def invalid(field: str, message: str, **extensions: Any) -> ValidationFailed:
+    """A ValidationFailed naming one field."""
+    return ValidationFailed(
+        f"{field}: {message}", errors=[FieldError(field=field, message=message)], **extensions
     )
-
-
-_HTTP_DETAILS = {
-    404: "No route matches {method} {path}.",
-    405: "{method} is not allowed on {path}.",
-    413: "The request body is larger than this service accepts.",
-}
-
-
-def _handle_http(request: Request, exc: Exception) -> Response:
-    # Starlette raises these itself: unknown routes, wrong methods, oversized bodies.
-    assert isinstance(exc, HTTPException)
-    status = HTTPStatus(exc.status_code)
-    template = _HTTP_DETAILS.get(exc.status_code)
-    if template is None:
-        detail = exc.detail or status.description
-    else:
-        detail = template.format(method=request.method, path=request.url.path)
-    slug = status.phrase.lower().replace(" ", "-")
-    return problem_response(
-        status.value, slug, status.phrase, detail, instance=request.url.path, headers=exc.headers
-    )
-
-
-def _handle_data_error(request: Request, exc: Exception) -> Response:
-    # Validation should stop every value the database cannot store before it gets there; this
-    # is the backstop, so that one that slips through is still the client's 400, not a 500.
-    log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
-    return problem_response(
-        400,
-        "unstorable-value",
-        "Bad request",
-        "The request holds a value that cannot be stored.",
-        instance=request.url.path,
-    )
-
-
-def _handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    request_id = current_request_id()
-    headers = {"X-Request-ID": request_id} if request_id else None
-    return problem_response(
-        500,
-        "internal-error",
-        "Internal server error",
-        "The server failed to handle the request; quote the request id when reporting it.",
-        instance=request.url.path,
-        headers=headers,
-    )
-
-
-def exception_handlers() -> dict[Any, ExceptionHandler]:
-    """The handlers every storefront app installs."""
-    return {
-        Problem: _handle_problem,
-        HTTPException: _handle_http,
-        asyncpg.DataError: _handle_data_error,
-        Exception: _handle_unexpected,
-    }

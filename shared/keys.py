@@ -25,7 +25,7 @@ What lives where, and for how long:
 - `<p>:catalog-events:dead:<message id>`: hash, a parked (dead) event: its payload, type, last
   error, when it was parked and how often it was delivered; no TTL: it waits for an operator
   (replay or discard), and it keeps the payload even if the stream is trimmed past it. Written
-  in the script that parks the entry (lua/park_event.lua), so no dead entry lacks one. An
+  in the script that parks the entry (`park_event.lua`), so no dead entry lacks one. An
   event trimmed before it was applied gets one without its payload (type `?`, the error says
   so) and is acknowledged instead of parked, so it is not in `dead`'s pending list.
 - `<p>:worker:<consumer>:heartbeat`: string, when that worker last refreshed it (every third
@@ -33,7 +33,7 @@ What lives where, and for how long:
   WORKER_HEARTBEAT_SECONDS (30 s), so a key present means a live worker.
 
 The cache's scripts and MGET span many products, and one rate-limit script call decides the
-requests of many subjects (shared.rate_limit batches them), so they assume one Redis (or a
+requests of many subjects (shared.ratelimit.limiter batches them), so they assume one Redis (or a
 proxy that keeps them together), not a Cluster; the breaker's keys are cluster-safe.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from shared.request_context import current_request_id
+from shared.http.request_context import current_request_id
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 # (uvicorn adds `color_message`, an ANSI-coloured copy of the message, for its console formatter.)

@@ -24,9 +24,9 @@ from app_cart.app import create_app as create_cart_app
 from app_cart.settings import CartSettings
 from app_product.app import create_app as create_catalog_app
 from app_product.settings import CatalogSettings
+from devtools.servers import PostgresServer, RedisServer, throwaway_postgres, throwaway_redis
 from shared.config import load_settings
-from shared.devservers import PostgresServer, RedisServer, throwaway_postgres, throwaway_redis
-from shared.migrations import SQL_ROOT, migrate
+from shared.storage.migrations import SQL_ROOT, migrate
 
 TEST_JWT_SECRET = "storefront-tests-secret-0123456789abcdef"
 

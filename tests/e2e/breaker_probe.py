@@ -6,8 +6,8 @@ import sys
 
 from redis.asyncio import Redis
 
-from shared.breaker import BreakerConfig, BreakerOpen, CircuitBreaker
 from shared.keys import Keys
+from shared.resilience.breaker import BreakerConfig, BreakerOpen, CircuitBreaker
 from tests.integration.test_breaker import CONFIG
 
 

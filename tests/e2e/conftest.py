@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.devservers import free_port
-from shared.events import encode, new_event, stream_fields
+from devtools.servers import free_port
+from shared.events.envelope import encode, new_event, stream_fields
 from tests.conftest import service_env
 
 
@@ -124,7 +124,7 @@ def catalog_process(catalog_db_url, redis_server) -> Iterator[tuple[str, subproc
 def prepare(database_url: str, redis_url: str, service: str, *commands: list[str]) -> None:
     """Migrate `service`'s database (and run `commands`, such as loading demo data)."""
     env = {**os.environ, **service_env(database_url, redis_url)}
-    for command in (["shared.migrations", service, "--database-url", database_url], *commands):
+    for command in (["shared.storage.migrations", service, "--database-url", database_url], *commands):
         subprocess.run(
             [sys.executable, "-m", *command], env=env, check=True, capture_output=True, timeout=120
         )
@@ -138,7 +138,7 @@ def demo_system(postgres, redis_server) -> Iterator[tuple[str, str]]:
         postgres.url(f"demo_{uuid.uuid4().hex[:8]}"),
         postgres.url(f"demo_{uuid.uuid4().hex[:8]}"),
     )
-    prepare(catalog_db, redis_server.url, "catalog", ["app_product.demo"])
+    prepare(catalog_db, redis_server.url, "catalog", ["app_product.tools.demo"])
     prepare(cart_db, redis_server.url, "cart")
     prefix = new_prefix()
     with (

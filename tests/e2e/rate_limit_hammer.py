@@ -9,8 +9,8 @@ import sys
 from redis.asyncio import Redis
 
 from shared.keys import Keys
-from shared.limits import Limit
-from shared.rate_limit import RateLimiter
+from shared.ratelimit.limiter import RateLimiter
+from shared.ratelimit.spec import Limit
 
 
 async def main(redis_url: str, prefix: str, subject: str, limit: int, attempts: int) -> None:

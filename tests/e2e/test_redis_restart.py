@@ -7,9 +7,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from shared.devservers import throwaway_redis
+from devtools.servers import throwaway_redis
 from shared.keys import CART_GROUP, Keys
-from shared.migrations import SQL_ROOT, migrate
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 from tests.e2e.conftest import a_cart_holding, burst, product_updated
 

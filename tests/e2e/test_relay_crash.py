@@ -17,14 +17,14 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from app_product import service
 from app_product.app import open_catalog
-from app_product.schemas import ProductCreate, ProductPatch
+from app_product.catalog import products
+from app_product.catalog.models import ProductCreate, ProductPatch
 from app_product.settings import CatalogSettings
 from shared.config import load_settings
+from shared.http.versioning import ExpectedVersion
 from shared.keys import CART_GROUP, Keys
-from shared.migrations import SQL_ROOT, migrate
-from shared.versioning import ExpectedVersion
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 from tests.e2e.conftest import a_cart_holding, burst
 
@@ -35,11 +35,11 @@ async def a_repriced_product_in_a_cart(catalog_env: dict[str, str], cart_db: str
     """A product created at 1.00 and in a cart at that version, then repriced to 2.50; its two
     events wait in the outbox. Returns its id."""
     async with open_catalog(load_settings(CatalogSettings, catalog_env)) as catalog:
-        product = await service.create_product(
+        product = await products.create_product(
             catalog, ProductCreate(sku=f"RC-{uuid.uuid4().hex[:6]}", name="p", price="1.00", stock=5)
         )
         await a_cart_holding(cart_db, [product.id])
-        await service.update_product(
+        await products.update_product(
             catalog, product.id, ProductPatch(price="2.50"), ExpectedVersion(1, False)
         )
     return product.id

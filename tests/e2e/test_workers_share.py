@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.keys import CART_GROUP, Keys
-from shared.migrations import SQL_ROOT, migrate
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 from tests.e2e.conftest import a_cart_holding, product_updated, wait_until
 

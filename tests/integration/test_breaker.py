@@ -9,9 +9,9 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from shared.breaker import BreakerConfig, BreakerOpen, CircuitBreaker, Outcome
-from shared.devservers import throwaway_redis
+from devtools.servers import throwaway_redis
 from shared.keys import Keys
+from shared.resilience.breaker import BreakerConfig, BreakerOpen, CircuitBreaker, Outcome
 
 CONFIG = BreakerConfig(
     window_seconds=10,

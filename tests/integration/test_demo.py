@@ -1,8 +1,8 @@
-from app_product import demo
 from app_product.app import open_catalog
 from app_product.settings import CatalogSettings
+from app_product.tools import demo
 from shared.config import load_settings
-from shared.migrations import SQL_ROOT, migrate
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 
 

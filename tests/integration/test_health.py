@@ -4,9 +4,9 @@ import httpx
 
 from app_product.app import create_app
 from app_product.settings import CatalogSettings
+from devtools.servers import throwaway_postgres, throwaway_redis
 from shared.config import load_settings
-from shared.devservers import throwaway_postgres, throwaway_redis
-from shared.migrations import SQL_ROOT, migrate
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 
 

@@ -9,7 +9,7 @@ import httpx
 from starlette.requests import Request
 from starlette.routing import Route
 
-from shared.service_app import build_app
+from shared.http.app import build_app
 
 PROBLEM = "application/problem+json"
 MiB = 1024 * 1024
@@ -82,7 +82,7 @@ async def test_unexpected_error_is_a_bare_500(catalog_settings, caplog):
         and "Traceback" not in response.text
         and "RuntimeError" not in response.text
     )
-    logged = [r for r in caplog.records if r.name == "shared.errors"]
+    logged = [r for r in caplog.records if r.name == "shared.http.problems"]
     assert logged and logged[0].exc_info is not None
 
 

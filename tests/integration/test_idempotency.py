@@ -99,7 +99,7 @@ async def test_bad_keys_are_refused(cart, user, new_product):
 
 
 async def test_expired_keys_are_pruned_and_reusable(cart_app, cart, user, new_product):
-    from shared.idempotency import prune
+    from shared.http.idempotency import prune
 
     product = await new_product(stock=10)
     await add_with_key(cart, user, product["id"], "old-key")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from shared.events import decode
+from shared.events.envelope import decode
 from shared.keys import Keys
 from tests.conftest import as_user, make_token
 

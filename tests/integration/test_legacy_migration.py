@@ -5,8 +5,8 @@ import subprocess
 import asyncpg
 import pytest
 
-from shared.devservers import pg_bindir
-from shared.migrations import SQL_ROOT, ensure_database
+from devtools.servers import pg_bindir
+from shared.storage.migrations import SQL_ROOT, ensure_database
 
 LEGACY_SCHEMA = """
 CREATE TABLE users (uid varchar(255) PRIMARY KEY, email text);

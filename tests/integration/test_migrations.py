@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.migrations import SQL_ROOT, MigrationError, discover, migrate
+from shared.storage.migrations import SQL_ROOT, MigrationError, discover, migrate
 
 
 async def applied(url: str) -> list[str]:
@@ -52,7 +52,7 @@ async def test_cart_schema_applies(fresh_db_url):
 
 
 def test_two_concurrent_runs_apply_each_file_once(fresh_db_url):
-    command = [sys.executable, "-m", "shared.migrations", "catalog", "--database-url", fresh_db_url]
+    command = [sys.executable, "-m", "shared.storage.migrations", "catalog", "--database-url", fresh_db_url]
     runs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
@@ -111,7 +111,14 @@ def test_duplicate_numbers_are_refused(tmp_path):
 
 def test_cli_reports_failure_in_one_line(postgres):
     result = subprocess.run(
-        [sys.executable, "-m", "shared.migrations", "nosuchservice", "--database-url", postgres.url("x")],
+        [
+            sys.executable,
+            "-m",
+            "shared.storage.migrations",
+            "nosuchservice",
+            "--database-url",
+            postgres.url("x"),
+        ],
         capture_output=True,
         text=True,
         check=False,

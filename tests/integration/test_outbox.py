@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.events import decode
+from shared.events.envelope import decode
 
 
 @pytest.fixture

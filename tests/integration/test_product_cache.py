@@ -8,14 +8,14 @@ from decimal import Decimal
 import pytest
 from redis.asyncio import Redis
 
-from shared.devservers import throwaway_redis
-from shared.errors import ServiceUnavailable
+from devtools.servers import throwaway_redis
+from shared.errors import Unavailable
 from shared.keys import Keys
-from shared.product_cache import (
+from shared.resilience.invalidation import ProductInvalidator
+from shared.resilience.product_cache import (
     CacheConfig,
     ProductCache,
     ProductData,
-    ProductInvalidator,
     _Entry,
     _refresh_early,
 )
@@ -46,7 +46,7 @@ class Catalog:
         if self.delay:
             await asyncio.sleep(self.delay)  # a slow downstream: the overlap is what is tested
         if self.down:
-            raise ServiceUnavailable("catalog down")
+            raise Unavailable("catalog down")
         return answer
 
 

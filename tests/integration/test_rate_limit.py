@@ -17,12 +17,12 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from app_product.settings import CatalogSettings
+from devtools.servers import throwaway_redis
 from shared.config import load_settings
-from shared.devservers import throwaway_redis
+from shared.http.app import build_app
 from shared.keys import Keys
-from shared.limits import Limit
-from shared.rate_limit import RateLimiter
-from shared.service_app import build_app
+from shared.ratelimit.limiter import RateLimiter
+from shared.ratelimit.spec import Limit
 from tests.conftest import as_user, service_env
 
 

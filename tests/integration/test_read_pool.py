@@ -1,6 +1,6 @@
 """The cart's read pool on a real PostgreSQL."""
 
-from shared.db import ReadPool
+from shared.storage.postgres import ReadPool
 
 
 async def test_the_read_pool_takes_a_database_url_with_databases_options(catalog_db_url):

@@ -6,12 +6,14 @@ import anyio
 import asyncpg
 import pytest
 
-from app_product import reconcile, service
 from app_product.app import open_catalog
-from app_product.schemas import CategoryCreate, ProductCreate
+from app_product.catalog import categories
+from app_product.catalog import products as catalog_products
+from app_product.catalog.models import CategoryCreate, ProductCreate
 from app_product.settings import CatalogSettings
+from app_product.tools import reconcile
 from shared.config import load_settings
-from shared.migrations import SQL_ROOT, migrate
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 
 
@@ -21,10 +23,10 @@ async def drifted(fresh_db_url, redis_server):
     await migrate(fresh_db_url, SQL_ROOT / "catalog")
     settings = load_settings(CatalogSettings, service_env(fresh_db_url, redis_server.url))
     async with open_catalog(settings) as catalog:
-        shoes = await service.create_category(catalog.db, CategoryCreate(name="Shoes"))
-        hats = await service.create_category(catalog.db, CategoryCreate(name="Hats"))
+        shoes = await categories.create_category(catalog.db, CategoryCreate(name="Shoes"))
+        hats = await categories.create_category(catalog.db, CategoryCreate(name="Hats"))
         products = {
-            key: await service.create_product(
+            key: await catalog_products.create_product(
                 catalog, ProductCreate(sku=sku, name=key, price="1.00", category_id=category.id)
             )
             for key, sku, category in (
@@ -73,7 +75,7 @@ async def test_fix_repairs_and_a_second_run_finds_nothing(drifted, fresh_db_url,
 
 async def test_cli_exit_codes(drifted, fresh_db_url, redis_server):
     env = {"PATH": "/usr/bin:/bin", **service_env(fresh_db_url, redis_server.url)}
-    command = [sys.executable, "-m", "app_product.reconcile"]
+    command = [sys.executable, "-m", "app_product.tools.reconcile"]
     assert (await anyio.run_process(command, env=env, check=False)).returncode == 1
     assert (await anyio.run_process([*command, "--fix"], env=env, check=False)).returncode == 0
     assert (await anyio.run_process(command, env=env, check=False)).returncode == 0
@@ -98,8 +100,8 @@ async def test_repair_never_undoes_a_rename_committing_meanwhile(fresh_db_url, r
     settings = load_settings(CatalogSettings, service_env(fresh_db_url, redis_server.url))
     renamer = await asyncpg.connect(fresh_db_url)
     async with open_catalog(settings) as catalog:
-        category = await service.create_category(catalog.db, CategoryCreate(name="Old"))
-        product = await service.create_product(
+        category = await categories.create_category(catalog.db, CategoryCreate(name="Old"))
+        product = await catalog_products.create_product(
             catalog, ProductCreate(sku="RACE-1", name="Racer", price="1.00", category_id=category.id)
         )
         await renamer.execute("UPDATE products SET category_name = 'Drifted' WHERE id = $1", product.id)

@@ -14,18 +14,19 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app_product import service
 from app_product.app import open_catalog
-from app_product.relay import Relay, resend
-from app_product.schemas import CategoryCreate, ProductCreate, ProductPatch
+from app_product.catalog import categories, products
+from app_product.catalog.models import CategoryCreate, ProductCreate, ProductPatch
+from app_product.outbox.relay import Relay, resend
 from app_product.settings import CatalogSettings
+from devtools.servers import throwaway_redis
 from shared.config import load_settings
-from shared.devservers import throwaway_redis
-from shared.events import decode
+from shared.events import publish as appender_module
+from shared.events.envelope import decode
+from shared.http.versioning import ExpectedVersion
 from shared.keys import Keys
-from shared.migrations import SQL_ROOT, migrate
-from shared.scripts import load
-from shared.versioning import ExpectedVersion
+from shared.storage.lua import load
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 from tests.e2e.conftest import wait_until
 
@@ -56,14 +57,16 @@ async def unsent(database_url: str) -> int:
 
 async def make_changes(settings: CatalogSettings) -> None:
     async with open_catalog(settings) as catalog:
-        category = await service.create_category(catalog.db, CategoryCreate(name=f"C{uuid.uuid4().hex[:6]}"))
-        product = await service.create_product(
+        category = await categories.create_category(
+            catalog.db, CategoryCreate(name=f"C{uuid.uuid4().hex[:6]}")
+        )
+        product = await products.create_product(
             catalog,
             ProductCreate(
                 sku=f"R-{uuid.uuid4().hex[:6]}", name="Relayed", price="2.00", category_id=category.id
             ),
         )
-        await service.update_product(
+        await products.update_product(
             catalog, product.id, ProductPatch(price="3.00"), ExpectedVersion(1, from_header=False)
         )
 
@@ -197,7 +200,7 @@ async def test_a_malformed_append_appends_nothing(redis_server):
     """The batch script checks its arguments before its first XADD: no half batch."""
     stream = f"t{uuid.uuid4().hex[:8]}:catalog-events"
     async with Redis.from_url(redis_server.url) as redis:
-        append = load(redis, "stream_append")
+        append = load(redis, appender_module.__file__, "stream_append")
         assert await append(keys=[stream], args=[2, "type", "event", "a", "1", "b", "2"]) == 2
         with pytest.raises(ResponseError, match="n values per entry"):
             await append(keys=[stream], args=[2, "type", "event", "c", "3", "d"])  # one short

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from shared.events.trim import trim
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
-from shared.migrations import SQL_ROOT, migrate
-from shared.stream_trim import trim
+from shared.storage.migrations import SQL_ROOT, migrate
 from tests.conftest import service_env
 from tests.e2e.conftest import a_cart_holding, product_updated
 

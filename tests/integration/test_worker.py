@@ -12,19 +12,20 @@ import msgspec
 import pytest
 
 from app_cart.settings import CartSettings
-from app_cart.worker import GROUP, Worker
-from app_product import service
+from app_cart.worker.run import cart_worker as Worker
 from app_product.app import open_catalog
-from app_product.relay import Relay
-from app_product.schemas import ProductCreate, ProductPatch
+from app_product.catalog import products
+from app_product.catalog.models import ProductCreate, ProductPatch
+from app_product.outbox.relay import Relay
 from app_product.settings import CatalogSettings
 from shared.config import load_settings
-from shared.db import create_database
-from shared.events import encode, new_event, stream_fields
+from shared.events.envelope import encode, new_event, stream_fields
+from shared.http.versioning import ExpectedVersion
+from shared.keys import CART_GROUP as GROUP
 from shared.keys import Keys
-from shared.migrations import SQL_ROOT, migrate
-from shared.redis_conn import create_redis
-from shared.versioning import ExpectedVersion
+from shared.storage.migrations import SQL_ROOT, migrate
+from shared.storage.postgres import create_database
+from shared.storage.redis_conn import create_redis
 from tests.conftest import service_env
 
 
@@ -47,6 +48,8 @@ async def system(postgres, redis_server):
 
     class System:
         keys = Keys(prefix)
+        db = cart_db
+        settings = cart_settings
         worker = Worker(cart_settings, cart_db, redis, "test-worker")
 
         @staticmethod
@@ -76,7 +79,7 @@ async def system(postgres, redis_server):
 
 
 async def put_in_a_cart(system, product) -> None:
-    db = system.worker.db
+    db = system.db
     cart_id = await db.fetch_val(
         "INSERT INTO carts (user_id) VALUES (:u) RETURNING id", {"u": f"u-{product.id}"}
     )
@@ -91,11 +94,11 @@ async def put_in_a_cart(system, product) -> None:
 async def a_repriced_product_in_a_cart(system, sku: str, price: str, new_price: str):
     """A product put in a cart at `price`, then repriced to `new_price`; its events relayed."""
     async with system.catalog() as catalog:
-        product = await service.create_product(
+        product = await products.create_product(
             catalog, ProductCreate(sku=sku, name=sku, price=price, stock=3)
         )
         await put_in_a_cart(system, product)
-        await service.update_product(
+        await products.update_product(
             catalog, product.id, ProductPatch(price=new_price), ExpectedVersion(1, False)
         )
     await system.relay()
@@ -117,14 +120,14 @@ async def test_a_price_change_reaches_the_carts_snapshot(system):
 
 async def test_duplicates_and_older_events_change_nothing(system):
     async with system.catalog() as catalog:
-        product = await service.create_product(
+        product = await products.create_product(
             catalog, ProductCreate(sku="W-2", name="Widget", price="5.00", stock=3)
         )
         await put_in_a_cart(system, product)
-        await service.update_product(
+        await products.update_product(
             catalog, product.id, ProductPatch(price="8.00"), ExpectedVersion(1, False)
         )
-        await service.update_product(
+        await products.update_product(
             catalog, product.id, ProductPatch(name="Widget 2"), ExpectedVersion(2, False)
         )
     await system.relay()
@@ -142,18 +145,18 @@ async def test_duplicates_and_older_events_change_nothing(system):
 
 async def test_a_deleted_or_retired_product_becomes_unavailable(system):
     async with system.catalog() as catalog:
-        retired = await service.create_product(
+        retired = await products.create_product(
             catalog, ProductCreate(sku="W-3", name="Old", price="1.00", stock=3)
         )
-        deleted = await service.create_product(
+        deleted = await products.create_product(
             catalog, ProductCreate(sku="W-4", name="Gone", price="1.00", stock=3)
         )
         for product in (retired, deleted):
             await put_in_a_cart(system, product)
-        await service.update_product(
+        await products.update_product(
             catalog, retired.id, ProductPatch(is_active=False), ExpectedVersion(1, False)
         )
-        await service.delete_product(catalog, deleted.id, None)
+        await products.delete_product(catalog, deleted.id, None)
     await system.relay()
     await system.work()
     assert (await system.cart_item(retired.id))["is_available"] is False
@@ -187,8 +190,8 @@ async def test_a_running_worker_blocks_for_events_and_stops_on_request(system):
 async def test_the_heartbeat_is_refreshed_while_a_long_batch_is_applied(system, monkeypatch):
     """A batch can take longer than the heartbeat's TTL (one event at a time, a slow database):
     the key must stay fresh meanwhile, or other workers would take over its events."""
-    from app_cart import handlers as handlers_module
-    from app_cart import worker as worker_module
+    from app_cart.worker import handlers as handlers_module
+    from app_cart.worker import handlers as worker_module
 
     started, release = asyncio.Event(), asyncio.Event()
 
@@ -198,8 +201,8 @@ async def test_the_heartbeat_is_refreshed_while_a_long_batch_is_applied(system, 
         await handlers_module.product_events(db, cache, events)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", slow)
-    settings = msgspec.structs.replace(system.worker.settings, worker_heartbeat_seconds=1)
-    worker, redis = Worker(settings, system.worker.db, system.worker.redis, "slow"), system.worker.redis
+    settings = msgspec.structs.replace(system.settings, worker_heartbeat_seconds=1)
+    worker, redis = Worker(settings, system.db, system.worker.redis, "slow"), system.worker.redis
     await worker.ensure_group()
     await items_in_carts(system, 31)
     await send(system, product_event(31, 2))
@@ -221,9 +224,9 @@ RETRY_BASE = 0.05
 def quick_retries(system, consumer: str = "retrier") -> Worker:
     """A worker retrying after 0.05 s, then 0.1 s, and parking after 3 deliveries."""
     settings = msgspec.structs.replace(
-        system.worker.settings, worker_retry_base_seconds=RETRY_BASE, worker_max_deliveries=3
+        system.settings, worker_retry_base_seconds=RETRY_BASE, worker_max_deliveries=3
     )
-    return Worker(settings, system.worker.db, system.worker.redis, consumer)
+    return Worker(settings, system.db, system.worker.redis, consumer)
 
 
 async def reclaimed(worker: Worker, since: float) -> tuple[int, float, float]:
@@ -291,8 +294,8 @@ async def test_two_workers_parking_the_same_event_park_it_once(system):
 
 
 async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
-    from app_cart import handlers as handlers_module
-    from app_cart import worker as worker_module
+    from app_cart.worker import handlers as handlers_module
+    from app_cart.worker import handlers as worker_module
 
     database = {"up": False}
 
@@ -322,8 +325,8 @@ async def test_a_database_outage_records_no_failure_and_its_events_are_applied_o
     """Events read while the database is down are not the events' fault: no one-by-one
     fallback, no error, no delivery counted toward parking; the worker backs off without
     reading more, and retries them itself once the database answers."""
-    from app_cart import handlers as handlers_module
-    from app_cart import worker as worker_module
+    from app_cart.worker import handlers as handlers_module
+    from app_cart.worker import handlers as worker_module
 
     database, calls, pings = {"up": False}, [], []
 
@@ -339,7 +342,9 @@ async def test_a_database_outage_records_no_failure_and_its_events_are_applied_o
             raise ConnectionRefusedError("connection refused")
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", handler)
-    monkeypatch.setattr(worker_module, "ping", ping)
+    from app_cart.worker import run as run_module
+
+    monkeypatch.setattr(run_module, "ping", ping)
     worker, redis, stream = quick_retries(system, "outage"), system.worker.redis, system.keys.catalog_events()
     await worker.ensure_group()
     await items_in_carts(system, 61, 62)
@@ -382,9 +387,9 @@ async def test_events_failing_after_a_thousand_parked_ones_are_still_retried(sys
     """Parked events stay pending under `dead`; however many there are, reclaim must still find
     later failed ones (it once looked at the first 1,000 pending entries only). Two per page, so
     the failed ones take more than one page too."""
-    from app_cart import worker as worker_module
+    from shared.events import reclaim
 
-    monkeypatch.setattr(worker_module, "_PAGE", 2)
+    monkeypatch.setattr(reclaim, "PAGE", 2)
     worker, redis, stream = quick_retries(system), system.worker.redis, system.keys.catalog_events()
     await worker.ensure_group()
     async with redis.pipeline(transaction=False) as pipe:
@@ -432,8 +437,8 @@ async def test_a_stale_listing_cannot_take_a_dead_event_back(system):
     record = await redis.hgetall(system.keys.dead_event(message_id))
     late = quick_retries(system, "late")
     # As if both had listed it while `parker` still held it, before it was parked.
-    assert await late._retry(message_id.encode(), parker.consumer, 3, 0) == 0
-    assert await late._park(message_id.encode(), parker.consumer, 3, 0) == 0
+    assert await late._reclaimer._retry(message_id.encode(), parker.consumer, 3, 0) == 0
+    assert await late._reclaimer._park(message_id.encode(), parker.consumer, 3, 0) == 0
     dead = await redis.xpending_range(stream, GROUP, "-", "+", 10, consumername="dead")
     assert [entry["message_id"].decode() for entry in dead] == [message_id]
     assert await redis.hgetall(system.keys.dead_event(message_id)) == record
@@ -461,42 +466,37 @@ async def test_an_event_trimmed_before_it_was_applied_is_recorded_not_dropped(sy
     assert not await redis.hexists(system.keys.event_errors(), message_id)
 
 
-async def test_operators_list_show_replay_and_discard_dead_events(system, redis_server):
-    from redis import Redis as SyncRedis
-
-    from shared.event_ops import EventOps
+async def test_operators_list_show_replay_and_discard_dead_events(system):
+    from shared.events.dead_letters import DeadLetters
+    from shared.events.status import StreamStatus
 
     _, dead_id = await park_a_poison_event(system)
-    with SyncRedis.from_url(redis_server.url) as redis:
-        ops = EventOps(redis, system.keys)
-        assert [reason["id"] for reason in ops.dead()] == [dead_id]
-        assert ops.pending() == {"dead": 1}
-        assert {group["name"] for group in ops.groups()} == {"cart"}
-        shown = ops.show(dead_id)
-        assert shown["entry"]["type"] == "product.updated" and shown["dead"]["deliveries"] == "3"
-        replayed = ops.replay(dead_id)
-        assert ops.dead() == [] and ops.pending() == {}
-        assert (
-            redis.xrange(system.keys.catalog_events(), replayed, replayed)[0][1][b"replay_of"]
-            == dead_id.encode()
-        )
-        with pytest.raises(LookupError):
-            ops.discard(dead_id)
+    redis = system.worker.redis
+    dead, status = DeadLetters(redis, system.keys, GROUP), StreamStatus(redis, system.keys, GROUP)
+    assert [record["id"] for record in await dead.list()] == [dead_id]
+    assert await status.pending_by_consumer() == {"dead": 1}
+    assert {group["name"] for group in await status.groups()} == {"cart"}
+    shown = await dead.show(dead_id)
+    assert shown["entry"]["type"] == "product.updated" and shown["dead"]["deliveries"] == "3"
+    replayed = await dead.replay(dead_id)
+    assert await dead.list() == [] and await status.pending_by_consumer() == {}
+    [(_, fields)] = await redis.xrange(system.keys.catalog_events(), replayed, replayed)
+    assert fields[b"replay_of"] == dead_id.encode()
+    with pytest.raises(LookupError):
+        await dead.discard(dead_id)
 
 
 def test_discard_needs_a_confirmation(redis_server, monkeypatch):
-    from shared.event_ops import main
+    from shared.events.cli import main
 
     monkeypatch.setenv("ENV", "test")
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     assert main(["discard", "1-1"]) == 1
 
 
-async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(system, redis_server, monkeypatch):
-    from redis import Redis as SyncRedis
-
-    from app_cart import worker as worker_module
-    from shared.event_ops import EventOps
+async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(system, monkeypatch):
+    from app_cart.worker import handlers as worker_module
+    from shared.events.dead_letters import DeadLetters
 
     async def broken(db, cache, event):
         raise RuntimeError("a bug in the handler")
@@ -511,11 +511,10 @@ async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(syste
                 await anyio.sleep(0.05)
                 await worker.reclaim()
     assert (await system.cart_item(product.id))["product_version"] == 1
-    with SyncRedis.from_url(redis_server.url) as redis:
-        ops = EventOps(redis, system.keys)
-        [dead] = ops.dead()
-        assert "a bug in the handler" in dead["error"]
-        ops.replay(dead["id"])
+    dead_letters = DeadLetters(system.worker.redis, system.keys, GROUP)
+    [dead] = await dead_letters.list()
+    assert "a bug in the handler" in dead["error"]
+    await dead_letters.replay(dead["id"])
     fixed = quick_retries(system, "fixed")
     await fixed.run(asyncio.Event(), burst=True)
     assert (fixed.applied, fixed.failed) == (1, 0)
@@ -549,8 +548,8 @@ async def items_in_carts(system, *product_ids: int) -> None:
 
 
 async def test_a_batch_is_applied_at_once_and_the_newest_version_of_each_product_wins(system, monkeypatch):
-    from app_cart import handlers as handlers_module
-    from app_cart import worker as worker_module
+    from app_cart.worker import handlers as handlers_module
+    from app_cart.worker import handlers as worker_module
 
     batches = []
 
@@ -589,8 +588,8 @@ async def test_a_batch_is_applied_at_once_and_the_newest_version_of_each_product
 
 
 async def test_a_batch_that_deadlocks_is_retried_whole_before_one_by_one(system, monkeypatch):
-    from app_cart import handlers as handlers_module
-    from app_cart import worker as worker_module
+    from app_cart.worker import handlers as handlers_module
+    from app_cart.worker import handlers as worker_module
 
     calls = []
 
@@ -614,7 +613,7 @@ async def test_a_batch_that_deadlocks_is_retried_whole_before_one_by_one(system,
 async def test_a_shoppers_write_with_an_older_product_keeps_the_newer_snapshot(system, deleted):
     """The worker stored version 3; a write bringing version 2 (the catalog's answer, older by
     the time it commits) changes the quantity but cannot roll the snapshot back."""
-    from app_cart import repo
+    from app_cart.adapters import carts
 
     await items_in_carts(system, 95)
     await system.worker.ensure_group()
@@ -623,13 +622,14 @@ async def test_a_shoppers_write_with_an_older_product_keeps_the_newer_snapshot(s
     await system.work()
     before = await system.cart_item(95)
     assert before["product_version"] == 3
-    db = system.worker.db
+    db = system.db
     cart_id = await db.fetch_val("SELECT cart_id FROM cart_items WHERE product_id = 95")
     older = {"product_id": 95, "name": "p95 v2", "category_name": None, "price": Decimal("2.00")}
+    older["is_available"] = True
     older["version"] = 2
-    assert await repo.add_item(db, cart_id, older, 2, 99) == 3  # 1 + 2
+    assert await carts.add_item(db, cart_id, older, 2, 99) == 3  # 1 + 2
     assert await system.cart_item(95) == before
-    assert await repo.set_quantity(db, cart_id, 95, 5, older)
+    assert await carts.set_quantity(db, cart_id, 95, 5, older)
     assert await system.cart_item(95) == before
     assert await db.fetch_val("SELECT quantity FROM cart_items WHERE product_id = 95") == 5
 

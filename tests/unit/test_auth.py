@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shared.auth import Principal, TokenVerifier
 from shared.config import Settings, SettingsError, load_settings
-from shared.errors import Unauthorized
+from shared.http.auth import Principal, TokenVerifier
+from shared.http.problems import Unauthorized
 
 SECRET = "unit-test-secret-0123456789abcdef-xyz"
 

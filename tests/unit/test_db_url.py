@@ -4,7 +4,7 @@ import pytest
 from databases import DatabaseURL
 from databases.backends.postgres import PostgresBackend
 
-from shared.db import connect_arguments
+from shared.storage.postgres import connect_arguments
 
 URLS = [
     "postgresql://postgres@127.0.0.1:5432/storefront_cart",

@@ -2,7 +2,7 @@ import msgspec
 import pytest
 
 from shared.errors import FieldError
-from shared.http_json import field_error
+from shared.http.json_io import field_error
 
 
 class Item(msgspec.Struct, forbid_unknown_fields=True):

@@ -2,8 +2,8 @@ import ipaddress
 
 import pytest
 
-from shared.limits import Limit, parse_limits, parse_networks
-from shared.rate_limit import client_ip
+from shared.ratelimit.identity import client_ip
+from shared.ratelimit.spec import Limit, parse_limits, parse_networks
 
 
 def test_limits_parse():

@@ -1,7 +1,7 @@
 import pytest
 
-from shared.errors import InvalidQuery
-from shared.pagination import decode_cursor, encode_cursor
+from shared.http.pagination import decode_cursor, encode_cursor
+from shared.http.problems import InvalidQuery
 
 
 def test_cursor_round_trips():

@@ -4,8 +4,9 @@ import logging
 
 from starlette.responses import PlainTextResponse
 
-from shared.limits import Limit
-from shared.rate_limit import Decision, RateLimitMiddleware
+from shared.ratelimit.limiter import Decision
+from shared.ratelimit.middleware import RateLimitMiddleware
+from shared.ratelimit.spec import Limit
 
 SCOPE = {
     "type": "http",
@@ -43,7 +44,7 @@ async def test_a_redis_failing_by_turns_is_logged_once_with_its_recovery(caplog)
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    with caplog.at_level(logging.WARNING, logger="shared.rate_limit"):
+    with caplog.at_level(logging.WARNING, logger="shared.ratelimit.middleware"):
         for _ in range(20):
             await middleware(dict(SCOPE), receive, send)
     assert statuses == [200] * 20  # failing open every other time

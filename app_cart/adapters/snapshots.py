@@ -1,0 +1,76 @@
+"""The SQL that refreshes the product snapshots cart and wishlist items keep, from catalog
+events (the worker) or the catalog's own answer (the sweep)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from databases import Database
+
+# Both kinds of item keep their own snapshot of the product; an event refreshes every one.
+# Wishlist first: moving an item to the cart (services.wishlist.move_to_cart) deletes the wishlist row
+# before it writes the cart row, and taking locks in the same table order cannot deadlock it.
+_SNAPSHOT_TABLES = ("wishlist_items", "cart_items")
+
+
+class Snapshot(NamedTuple):
+    """What an item keeps of its product, at a version."""
+
+    product_id: int
+    version: int
+    name: str
+    category_name: str | None
+    price: Decimal
+    is_available: bool
+
+
+async def apply_product_states(db: Database, snapshots: Sequence[Snapshot]) -> None:
+    """Refresh the snapshots of products (one per product) in every cart and wishlist item that
+    holds an older version. The version guard makes a duplicate or an out-of-order (older)
+    state change nothing."""
+    await _refresh_snapshots(
+        db,
+        (
+            ("product_name", "text"),
+            ("category_name", "text"),
+            ("current_price", "numeric"),
+            ("is_available", "boolean"),
+        ),
+        snapshots,
+    )
+
+
+async def mark_products_gone(db: Database, gone: Sequence[tuple[int, int]]) -> None:
+    """Products (id, version of the deletion) were deleted: their items stay (the shopper sees
+    why) but cannot be bought."""
+    await _refresh_snapshots(
+        db, (("is_available", "boolean"),), [(pid, version, False) for pid, version in gone]
+    )
+
+
+async def _refresh_snapshots(
+    db: Database, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """One UPDATE per item table for any number of products, joining them as arrays.
+
+    A row is (product id, version, then a value for each of `columns`, given as (name, SQL
+    type)); one row per product, as a target row joining two would take either. Rows go in
+    product id order, which orders the row locks only when the plan drives the join from the
+    array; under a hash join the table's scan order decides, so two workers whose batches share
+    products can still deadlock (the worker then retries the whole batch)."""
+    if not rows:
+        return
+    spec = (("product_id", "bigint"), ("version", "integer"), *columns)
+    arrays = zip(*sorted(rows, key=lambda row: int(row[0])), strict=True)
+    values = {name: list(array) for (name, _), array in zip(spec, arrays, strict=True)}
+    unnest = ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in spec)
+    assignments = ", ".join(f"{name} = e.{name}" for name, _ in columns)
+    for table in _SNAPSHOT_TABLES:
+        await db.execute(
+            f"UPDATE {table} AS i SET {assignments}, product_version = e.version"
+            f" FROM unnest({unnest}) AS e({', '.join(name for name, _ in spec)})"
+            " WHERE i.product_id = e.product_id AND i.product_version < e.version",
+            values,
+        )

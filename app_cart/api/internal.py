@@ -1,0 +1,53 @@
+"""Internal routes of the cart service, for other services and monitoring (service role only).
+
+- `POST /internal/events`: the seed's way in, kept for a service that cannot reach Redis. It
+  takes one catalog event (validated as `shared.events.envelope.Event`) and appends it to the catalog
+  event stream, where the workers apply it like any other: idempotently, newest version wins.
+- `GET /internal/health`: what the event pipeline looks like from here: live workers (their
+  heartbeat keys), the group's lag and pending count, and how many events are dead.
+Both need a token with the `service` role; they count against RATE_LIMIT_INTERNAL.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.events.envelope import Event, encode, stream_fields
+from shared.events.publish import StreamAppender
+from shared.events.status import StreamStatus
+from shared.http.auth import require_role
+from shared.http.json_io import json_response, read_json
+from shared.keys import CART_GROUP, Keys
+
+SERVICE = "service"
+
+
+def _redis_and_keys(request: Request) -> tuple[Redis, Keys]:
+    redis: Redis = request.app.state.redis
+    return redis, Keys(request.app.state.settings.redis_key_prefix)
+
+
+async def post_event(request: Request) -> Response:
+    require_role(request, SERVICE)
+    event = await read_json(request, Event)
+    redis, keys = _redis_and_keys(request)
+    fields = stream_fields(
+        str(event.id), event.type, event.aggregate_id, event.version, encode(event).decode()
+    )
+    stream_id = await StreamAppender(redis, keys.catalog_events()).append_one(fields)
+    return json_response({"accepted": str(event.id), "stream_id": stream_id}, status_code=202)
+
+
+async def pipeline_health(request: Request) -> Response:
+    require_role(request, SERVICE)
+    redis, keys = _redis_and_keys(request)
+    return json_response(await StreamStatus(redis, keys, CART_GROUP).summary())
+
+
+routes = [
+    Route("/internal/events", post_event, methods=["POST"]),
+    Route("/internal/health", pipeline_health, methods=["GET"]),
+]

@@ -1,0 +1,107 @@
+"""The cart's event worker, `python -m app_cart.worker [--burst]`: apply catalog events to carts.
+
+The generic consumer (`shared.events.consumer`) reads the catalog event stream in the group
+`cart` and retries, parks and takes over events; this module gives it the cart's part: the
+handlers (`app_cart.worker.handlers`), applied in one transaction per batch, with the cache
+invalidator they re-apply, and the database it waits for in an outage. SIGTERM lets the batch in
+hand finish and be acknowledged. `--burst` processes what is there and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+from databases import Database
+from redis.asyncio import Redis
+
+from app_cart.settings import CartSettings
+from app_cart.worker.handlers import HANDLERS, apply
+from shared.config import exit_on_settings_error, load_settings
+from shared.events.consumer import Consumer, ConsumerConfig
+from shared.events.envelope import Event
+from shared.keys import CART_GROUP, Keys
+from shared.logs import configure_logging
+from shared.resilience.invalidation import ProductInvalidator
+from shared.signals import stop_on_signals
+from shared.storage.postgres import create_database, ping
+from shared.storage.redis_conn import create_redis
+
+log = logging.getLogger("app_cart.worker")  # named: run as __main__, __name__ would not say
+
+TOMBSTONE_SECONDS = 60.0
+# A deadlock or a serialization failure is a race with another transaction (a shopper's write,
+# another worker's batch), not a bad event: the consumer tries the batch again whole.
+LOCK_RACES = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+def consumer_config(settings: CartSettings) -> ConsumerConfig:
+    return ConsumerConfig(
+        batch_size=settings.worker_batch_size,
+        block_seconds=settings.worker_block_seconds,
+        retry_base_seconds=settings.worker_retry_base_seconds,
+        max_deliveries=settings.worker_max_deliveries,
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+    )
+
+
+def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str) -> Consumer:
+    """A consumer in the group `cart` named `name`, applying events with the cart's handlers."""
+    keys = Keys(settings.redis_key_prefix)
+    cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
+
+    async def apply_events(events: Sequence[Event]) -> None:
+        await apply(db, cache, events)
+
+    return Consumer(
+        redis,
+        keys,
+        CART_GROUP,
+        name,
+        consumer_config(settings),
+        apply=apply_events,
+        handles=HANDLERS,
+        ready=lambda: ping(db),
+        races=LOCK_RACES,
+    )
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def serve(settings: CartSettings, burst: bool) -> Consumer:
+    stop = stop_on_signals()
+    db = create_database(settings)
+    redis = create_redis(settings, blocking_seconds=settings.worker_block_seconds)
+    await db.connect()
+    worker = cart_worker(settings, db, redis, consumer_name())
+    try:
+        await worker.run(stop, burst=burst)
+    finally:
+        await redis.delete(worker.heartbeat)
+        await db.disconnect()
+        await redis.aclose()
+    return worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app_cart.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="process what is waiting, then exit")
+    args = parser.parse_args(argv)
+    with exit_on_settings_error("worker"):
+        settings = load_settings(CartSettings)
+    configure_logging(settings.log_level)
+    worker = asyncio.run(serve(settings, args.burst))
+    log.info("worker stopped: %d event(s) applied, %d failed", worker.applied, worker.failed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

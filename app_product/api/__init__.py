@@ -1,0 +1,1 @@
+"""The catalog's HTTP API: routes and the query strings they parse."""

@@ -1,0 +1,1 @@
+"""The catalog itself: categories and products, their rules and transactions, and their SQL."""

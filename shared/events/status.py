@@ -1,0 +1,62 @@
+"""How the event pipeline looks from Redis: live workers, the group's lag and pending entries by
+consumer, dead events. Read by `/internal/health` and the operator's CLI, never on a hot path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from shared.events.dead_letters import DeadLetters, text
+from shared.keys import Keys
+
+
+class PipelineStatus(msgspec.Struct, kw_only=True):
+    status: str  # "ok", or "no live worker"
+    workers: int
+    stream_length: int
+    lag: int | None  # entries not yet delivered to the group (None: Redis cannot tell)
+    pending: int  # delivered, not acknowledged: in flight, being retried, or dead
+    dead: int
+
+
+class StreamStatus:
+    def __init__(self, redis: Redis, keys: Keys, group: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.group = group
+        self.stream = keys.catalog_events()
+        self.dead_letters = DeadLetters(redis, keys, group)
+
+    async def live_workers(self) -> list[str]:
+        """The heartbeat keys that have not expired: one per live worker."""
+        pattern = self.keys.worker_heartbeat("*")
+        return [text(key) async for key in self.redis.scan_iter(match=pattern, count=100)]
+
+    async def groups(self) -> list[dict[str, str]]:
+        """XINFO GROUPS of the stream, as text (none if the stream does not exist)."""
+        if not await self.redis.exists(self.stream):
+            return []
+        groups: Any = await self.redis.xinfo_groups(self.stream)
+        return [{text(k): text(v) for k, v in group.items()} for group in groups]
+
+    async def pending_by_consumer(self) -> dict[str, int]:
+        """Pending entries per consumer of the group, `dead` included."""
+        if not any(group["name"] == self.group for group in await self.groups()):
+            return {}
+        summary: Any = await self.redis.xpending(self.stream, self.group)
+        return {text(c["name"]): int(c["pending"]) for c in summary.get("consumers", [])}
+
+    async def summary(self) -> PipelineStatus:
+        workers = await self.live_workers()
+        group = next((g for g in await self.groups() if g["name"] == self.group), None)
+        lag = group.get("lag") if group else None
+        return PipelineStatus(
+            status="ok" if workers else "no live worker",
+            workers=len(workers),
+            stream_length=int(await self.redis.xlen(self.stream)),
+            lag=int(lag) if lag not in (None, "None") else None,
+            pending=int(group["pending"]) if group else 0,
+            dead=await self.dead_letters.count(),
+        )

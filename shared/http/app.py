@@ -1,0 +1,155 @@
+"""The Starlette skeleton every storefront service shares, and the process entry point.
+
+`build_app` wires one place: the PostgreSQL and Redis pools (opened in the lifespan, never at
+import), the token verifier, the middleware order, the problem+json handlers, the health
+routes and `/metrics`. `serve` loads settings (one line and exit 2 on a bad value), configures JSON logging
+and runs uvicorn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from shared.config import S, Settings, exit_on_settings_error, load_settings
+from shared.errors import DomainError
+from shared.http.auth import TokenVerifier, require_role
+from shared.http.body_limit import BodyLimitMiddleware
+from shared.http.health import Check, health_routes
+from shared.http.problems import ProblemType, exception_handlers
+from shared.http.request_context import RequestContextMiddleware
+from shared.keys import Keys
+from shared.logs import configure_logging
+from shared.ratelimit.groups import RATE_LIMIT_GROUPS, Classifier, default_groups
+from shared.ratelimit.limiter import RateLimiter
+from shared.ratelimit.middleware import RateLimitMiddleware
+from shared.ratelimit.spec import parse_limits, parse_networks
+from shared.storage.postgres import create_database, ping
+from shared.storage.redis_conn import create_redis
+from shared.telemetry.metrics import ServiceMetrics
+
+# Reading /metrics needs this role: a scraper's token should not also be able to post events
+# (the `service` role's power).
+METRICS_ROLE = "metrics"
+
+
+async def _metrics(request: Request) -> Response:
+    require_role(request, METRICS_ROLE)
+    metrics: ServiceMetrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=metrics.content_type)
+
+
+def _dependency_checks(request: Request) -> dict[str, Check]:
+    state = request.app.state
+    return {"postgres": lambda: ping(state.db), "redis": lambda: state.redis.ping(), **state.ready_checks}
+
+
+def _expose_rate_limiter(metrics: ServiceMetrics, limiter: RateLimiter) -> None:
+    decisions = "Requests the rate limiter decided on, by outcome."
+    metrics.expose("storefront_rate_limit_decisions", decisions, lambda: limiter.admitted, outcome="admitted")
+    metrics.expose("storefront_rate_limit_decisions", decisions, lambda: limiter.refused, outcome="refused")
+    metrics.expose(
+        "storefront_rate_limit_redis_failures",
+        "Requests the rate limiter could not decide (Redis unreachable): admitted or refused "
+        "as RATE_LIMIT_FAIL_OPEN says.",
+        lambda: limiter.redis_failures,
+    )
+
+
+ServiceLifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    service: str,
+    settings: Settings,
+    routes: Sequence[BaseRoute],
+    lifespan: ServiceLifespan | None = None,
+    rate_limit_groups: Classifier = default_groups,
+    ready_checks: Mapping[str, Check] | None = None,
+    problems: Mapping[type[DomainError], ProblemType] | None = None,
+) -> Starlette:
+    """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open);
+    `rate_limit_groups` names each request's route group (reads, writes, admin, internal);
+    `ready_checks` are the service's own dependencies for `/ready`, beside PostgreSQL and Redis;
+    `problems` maps the service's own domain errors to problem types."""
+    db = create_database(settings)
+    redis = create_redis(settings)
+    metrics = ServiceMetrics()
+    rate_limit: list[Middleware] = []
+    if settings.rate_limit_enabled:
+        limits = {
+            group: parse_limits(getattr(settings, f"rate_limit_{group}")) for group in RATE_LIMIT_GROUPS
+        }
+        limiter = RateLimiter(
+            redis, Keys(settings.redis_key_prefix), max_wait_seconds=settings.redis_socket_timeout
+        )
+        _expose_rate_limiter(metrics, limiter)
+        rate_limit.append(
+            Middleware(
+                RateLimitMiddleware,
+                limiter=limiter,
+                limits=limits,
+                classify=rate_limit_groups,
+                trusted_proxies=parse_networks(settings.trusted_proxies),
+                fail_open=settings.rate_limit_fail_open,
+            )
+        )
+
+    @asynccontextmanager
+    async def shared_lifespan(app: Starlette) -> AsyncIterator[None]:
+        await db.connect()
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await db.disconnect()
+            await redis.aclose()
+
+    app = Starlette(
+        routes=[
+            *health_routes(service, _dependency_checks, settings.ready_timeout),
+            Route("/metrics", _metrics, methods=["GET"]),
+            *routes,
+        ],
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            *rate_limit,
+        ],
+        exception_handlers=exception_handlers(problems),
+        lifespan=shared_lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.redis = redis
+    app.state.metrics = metrics
+    app.state.ready_checks = dict(ready_checks or {})
+    app.state.token_verifier = TokenVerifier(settings)
+    return app
+
+
+def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starlette]) -> None:
+    """Run `service` in this process until SIGTERM/SIGINT."""
+    with exit_on_settings_error(service):
+        settings = load_settings(settings_class)
+        app = create_app(settings)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # RequestContextMiddleware writes the access log, with request ids
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,299 @@
+"""The product cache in Redis: read by the cart, invalidated by the catalog.
+
+`product:{id}` holds msgspec JSON: the product (or null for "no such product"), when it was
+fetched, until when it is fresh (CACHE_TTL, jittered ±10% so keys do not expire together) and
+how long the fetch took. A whole cart is one `MGET`; only misses go to the catalog, in one batch.
+
+- Stale-if-error: an entry outlives its freshness (the key's TTL is CACHE_STALE_SECONDS); when
+  the catalog cannot be asked, an expired entry is served and reported as stale.
+- Early refresh (XFetch, Vattani et al. 2015): a fresh entry is refreshed early with a
+  probability that grows as its expiry nears and with how long its fetch took, so a hot key
+  is refreshed by one request before it expires instead of by a burst after.
+- Stampedes: concurrent misses for a product share one fetch per process (in-flight
+  coalescing) and, across processes, one while a short per-product lock (`SET NX PX`) is held;
+  the others poll the key until the holder has written it (or the lock lapses).
+- 404s are cached for CACHE_NEGATIVE_TTL seconds, so a bad id cannot hammer the catalog.
+- Invalidation (`shared.resilience.invalidation`): the catalog tombstones a changed product
+  with its new version; a cart write that lost the race is refused by `cache_write.lua`, so
+  once the catalog has answered a change, the old product is never served from the cache.
+If Redis fails the cache steps aside: reads go to the catalog, failures are logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.errors import Unavailable
+from shared.keys import Keys
+from shared.storage.lua import load
+
+log = logging.getLogger(__name__)
+
+XFETCH_BETA = 1.0
+_POLL_SECONDS = 0.02
+
+
+class ProductData(msgspec.Struct, frozen=True, kw_only=True):
+    """What the cart needs of a product (other catalog fields are ignored when decoding)."""
+
+    id: int
+    name: str
+    price: Decimal
+    stock: int
+    is_active: bool
+    category_name: str | None
+    version: int
+
+
+class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    product: ProductData | None = None
+    fetched_at: float = 0.0
+    fresh_until: float = 0.0
+    delta: float = 0.0
+    # Set only in a tombstone the catalog left: a product at least this new may replace it.
+    min_version: int | None = None
+    deleted: bool = False
+
+
+_ENTRY = msgspec.json.Decoder(_Entry)  # built once: decoding 20 entries per cart read is hot
+
+# Fetches products by id from the source of truth; absent ids do not exist. Raises
+# Unavailable when it cannot answer.
+Fetch = Callable[[list[int]], Awaitable[dict[int, ProductData]]]
+
+
+@dataclass
+class Lookup:
+    """What the cache (and the catalog behind it) could say about some products."""
+
+    found: dict[int, ProductData] = field(default_factory=dict)
+    stale: set[int] = field(default_factory=set)  # served from an expired entry: the catalog failed
+    unknown: set[int] = field(default_factory=set)  # neither catalog nor cache could answer
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    ttl_seconds: float = 300.0
+    stale_seconds: float = 86400.0
+    negative_ttl_seconds: float = 30.0
+    lock_seconds: float = 3.0
+
+
+class ProductCache:
+    def __init__(self, redis: Redis, keys: Keys, config: CacheConfig) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._config = config
+        self._write = load(redis, __file__, "cache_write")
+        self._release = load(redis, __file__, "release_locks")
+        self._inflight: dict[int, asyncio.Task[dict[int, ProductData | None]]] = {}
+        self._redis_down = False
+        # For /metrics, tests and benchmarks: products served from the cache, products not
+        # (missing, expired or refreshed early), products served stale because the catalog
+        # could not answer, batches asked of the catalog, and Redis calls that failed.
+        self.hits = self.misses = self.stale_served = self.catalog_fetches = self.redis_failures = 0
+
+    async def get_many(self, ids: Iterable[int], fetch: Fetch) -> Lookup:
+        wanted = sorted(set(ids))
+        lookup = Lookup()
+        if not wanted:
+            return lookup
+        entries = await self._read(wanted)
+        now = time.time()
+        need, expired = [], {}
+        for product_id, entry in zip(wanted, entries, strict=True):
+            if entry is None or entry.min_version is not None:
+                need.append(product_id)
+                continue
+            if now < entry.fresh_until and not _refresh_early(entry, now):
+                if entry.product is not None:
+                    lookup.found[product_id] = entry.product
+                continue
+            need.append(product_id)
+            if entry.product is not None:
+                expired[product_id] = (entry.product, now < entry.fresh_until)
+        self.hits += len(wanted) - len(need)
+        self.misses += len(need)
+        if not need:
+            return lookup
+        try:
+            loaded = await self._load(need, fetch)
+        except Unavailable:
+            for product_id in need:
+                if product_id in expired:
+                    product, still_fresh = expired[product_id]
+                    lookup.found[product_id] = product
+                    if not still_fresh:  # an early refresh that failed serves a fresh entry
+                        lookup.stale.add(product_id)
+                else:
+                    lookup.unknown.add(product_id)
+            self.stale_served += len(lookup.stale)
+            return lookup
+        lookup.found.update({pid: product for pid, product in loaded.items() if product is not None})
+        return lookup
+
+    async def refresh(self, ids: Iterable[int], fetch: Fetch) -> dict[int, ProductData]:
+        """Current data straight from the source (for writes: a stock check must not trust a
+        five-minute-old entry), written to the cache on the way. Raises Unavailable."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        started = time.monotonic()
+        self.catalog_fetches += 1
+        fetched = await fetch(wanted)
+        await self._store(wanted, fetched, time.monotonic() - started)
+        return fetched
+
+    async def _read(self, ids: Sequence[int]) -> list[_Entry | None]:
+        try:
+            blobs = await self._redis.mget([self._keys.product(pid) for pid in ids])
+        except (RedisError, OSError) as exc:
+            self._redis_failed("read", exc)
+            return [None] * len(ids)
+        self._redis_back()
+        return [_decode(blob) for blob in blobs]
+
+    async def _load(self, ids: list[int], fetch: Fetch) -> dict[int, ProductData | None]:
+        """Fetch `ids`, sharing fetches already in flight in this process."""
+        mine = [pid for pid in ids if pid not in self._inflight]
+        if mine:
+            task = asyncio.create_task(self._fetch_and_store(mine, fetch))
+            # Retrieve the outcome even if every waiter is cancelled (no "never retrieved").
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            for pid in mine:
+                self._inflight[pid] = task
+            task.add_done_callback(lambda t: [self._inflight.pop(pid, None) for pid in mine])
+        tasks: list[asyncio.Task[dict[int, ProductData | None]]] = []  # each shared fetch once
+        for pid in ids:
+            shared = self._inflight.get(pid)
+            if shared is not None and shared not in tasks:
+                tasks.append(shared)
+        result: dict[int, ProductData | None] = {}
+        for task in tasks:
+            # Shielded: one waiter going away must not cancel the fetch the others share.
+            result.update(await asyncio.shield(task))
+        return {pid: result.get(pid) for pid in ids}
+
+    async def _fetch_and_store(self, ids: list[int], fetch: Fetch) -> dict[int, ProductData | None]:
+        token = uuid.uuid4().hex
+        locked = await self._lock(ids, token)
+        try:
+            result = await self._wait_for_holders([pid for pid in ids if pid not in locked])
+            # Double-checked: another process may have stored a product and released its lock
+            # between our read and our lock; what is in the cache now needs no fetch.
+            result.update(await self._cached([pid for pid in ids if pid in locked]))
+            todo = [pid for pid in ids if pid not in result]
+            if todo:
+                started = time.monotonic()
+                self.catalog_fetches += 1
+                fetched = await fetch(todo)
+                await self._store(todo, fetched, time.monotonic() - started)
+                result.update({pid: fetched.get(pid) for pid in todo})
+            return result
+        finally:
+            await self._unlock(locked, token)
+
+    async def _lock(self, ids: list[int], token: str) -> set[int]:
+        """The ids this process may fetch: those whose lock it took (all, if Redis fails)."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for pid in ids:
+                    pipe.set(
+                        self._keys.product_lock(pid), token, nx=True, px=int(self._config.lock_seconds * 1000)
+                    )
+                taken = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._redis_failed("lock", exc)
+            return set(ids)
+        return {pid for pid, ok in zip(ids, taken, strict=True) if ok}
+
+    async def _unlock(self, ids: Iterable[int], token: str) -> None:
+        keys = [self._keys.product_lock(pid) for pid in ids]
+        if not keys:
+            return
+        try:
+            await self._release(keys=keys, args=[token])
+        except (RedisError, OSError) as exc:
+            self._redis_failed("unlock", exc)  # the locks lapse on their own
+
+    async def _cached(self, ids: list[int]) -> dict[int, ProductData | None]:
+        """The ids the cache holds a fresh answer for (a product, or "no such product")."""
+        if not ids:
+            return {}
+        now = time.time()
+        return {
+            pid: entry.product
+            for pid, entry in zip(ids, await self._read(ids), strict=True)
+            if entry is not None and entry.min_version is None and now < entry.fresh_until
+        }
+
+    async def _wait_for_holders(self, ids: list[int]) -> dict[int, ProductData | None]:
+        """Another process holds these ids' locks and is fetching them: wait (polling, up to
+        the lock's lifetime) for its results in the cache; what never comes, we fetch."""
+        found: dict[int, ProductData | None] = {}
+        deadline = time.monotonic() + self._config.lock_seconds
+        while ids and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_SECONDS)
+            for pid, entry in zip(ids, await self._read(ids), strict=True):
+                if entry is not None and entry.min_version is None:
+                    found[pid] = entry.product
+            ids = [pid for pid in ids if pid not in found]
+        return found
+
+    async def _store(self, ids: list[int], fetched: dict[int, ProductData], delta: float) -> None:
+        now, c = time.time(), self._config
+        args: list[str | int] = []
+        for pid in ids:
+            product = fetched.get(pid)
+            if product is None:
+                fresh, ttl, version = c.negative_ttl_seconds, c.negative_ttl_seconds, -1
+            else:
+                fresh, ttl, version = (
+                    c.ttl_seconds * random.uniform(0.9, 1.1),
+                    c.stale_seconds,
+                    product.version,
+                )
+            entry = _Entry(product=product, fetched_at=now, fresh_until=now + fresh, delta=delta)
+            args += [msgspec.json.encode(entry).decode(), version, math.ceil(ttl * 1000)]
+        try:
+            await self._write(keys=[self._keys.product(pid) for pid in ids], args=args)
+        except (RedisError, OSError) as exc:
+            self._redis_failed("write", exc)
+
+    def _redis_failed(self, action: str, exc: BaseException) -> None:
+        self.redis_failures += 1
+        if not self._redis_down:
+            log.error("product cache cannot %s Redis (%s); reading the catalog directly", action, exc)
+            self._redis_down = True
+
+    def _redis_back(self) -> None:
+        if self._redis_down:
+            log.warning("product cache reaches Redis again")
+            self._redis_down = False
+
+
+def _decode(blob: bytes | str | None) -> _Entry | None:
+    if blob is None:
+        return None
+    try:
+        return _ENTRY.decode(blob)
+    except msgspec.DecodeError:  # written by an incompatible version: treat as a miss
+        return None
+
+
+def _refresh_early(entry: _Entry, now: float) -> bool:
+    """XFetch: refresh before expiry with probability rising as expiry nears, scaled by the
+    fetch time (1 - random() lies in (0, 1], so its log is finite and not positive)."""
+    return now - entry.delta * XFETCH_BETA * math.log(1.0 - random.random()) >= entry.fresh_until

@@ -1,0 +1,1 @@
+"""Connections to PostgreSQL and Redis, the Lua script loader, and migrations."""

@@ -1,0 +1,1 @@
+"""What the processes tell operators about themselves: Prometheus metrics."""
