@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from starlette.applications import Starlette
 
@@ -27,8 +25,7 @@ from app_product.settings import CatalogSettings
 from devtools.servers import PostgresServer, RedisServer, throwaway_postgres, throwaway_redis
 from shared.config import load_settings
 from shared.storage.migrations import SQL_ROOT, migrate
-
-TEST_JWT_SECRET = "storefront-tests-secret-0123456789abcdef"
+from tests.support.env import as_user, make_token, service_env
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,22 +71,6 @@ def unique() -> Callable[[str], str]:
     """`unique("Shoes")` gives a name no other test uses."""
     suffix = uuid.uuid4().hex[:8]
     return lambda name: f"{name}-{suffix}"
-
-
-def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "ENV": "test",
-        # Every app a test starts has Redis keys of its own (breaker state, limits, cache),
-        # unless the test passes one prefix to several apps.
-        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "JWT_SECRET": TEST_JWT_SECRET,
-        # Tests share users and IPs across hundreds of requests: limits far above that, so
-        # every request still goes through the limiter without being refused.
-        **{f"RATE_LIMIT_{group}": "100000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")},
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -173,12 +154,6 @@ async def cart(cart_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def make_token(uid: str = "user-1", roles: tuple[str, ...] = (), ttl: int = 300, **claims: Any) -> str:
-    now = int(time.time())
-    payload = {"uid": uid, "roles": list(roles), "iat": now, "exp": now + ttl, **claims}
-    return jwt.encode(payload, TEST_JWT_SECRET, algorithm="HS256")
-
-
 @pytest.fixture
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
@@ -187,10 +162,6 @@ def admin() -> dict[str, str]:
 @pytest.fixture
 def shopper() -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token('shopper-1')}"}
-
-
-def as_user(uid: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_token(uid)}"}
 
 
 @pytest.fixture

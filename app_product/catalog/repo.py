@@ -70,7 +70,8 @@ async def insert_category(db: Database, name: str, description: str, is_active: 
         f" VALUES (:name, :description, :is_active) RETURNING {CATEGORY_COLUMNS}",
         {"name": name, "description": description, "is_active": is_active},
     )
-    assert row is not None
+    if row is None:  # INSERT ... RETURNING returns its row or raises
+        raise RuntimeError("INSERT returned no row")
     return row._mapping
 
 
@@ -164,7 +165,8 @@ async def insert_product(db: Database, values: Mapping[str, Any]) -> Row:
         f" RETURNING {PRODUCT_COLUMNS}",
         dict(values),
     )
-    assert row is not None
+    if row is None:  # INSERT ... RETURNING returns its row or raises
+        raise RuntimeError("INSERT returned no row")
     return row._mapping
 
 

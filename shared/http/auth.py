@@ -89,7 +89,10 @@ class TokenVerifier:
         if settings.jwt_algorithm in HMAC_ALGORITHMS:
             self._key: Any = settings.jwt_secret
         else:
-            assert settings.jwt_public_key_file is not None  # guaranteed by config validation
+            if settings.jwt_public_key_file is None:  # config validation refuses this already
+                raise SettingsError(
+                    "JWT_PUBLIC_KEY_FILE", f"is required with JWT_ALGORITHM={settings.jwt_algorithm}"
+                )
             # Parsed once here: parsing PEM on every request would cost more than verifying.
             self._key = _load_public_key(settings.jwt_algorithm, settings.jwt_public_key_file)
         self._issuer = settings.jwt_issuer

@@ -128,8 +128,11 @@ async def idempotent(
         return _replay(stored, fingerprint)
     async with db.transaction():
         if not await _claim(db, user_id, key, fingerprint, ttl_seconds):
+            # The claim lost to a committed, live answer; both statements judge "live" by this
+            # transaction's now(), so the answer is found.
             stored = await _find(db, user_id, key, ttl_seconds)
-            assert stored is not None  # the claim lost to a committed, live answer
+            if stored is None:
+                raise RuntimeError(f"idempotency key {key!r} is held by no answer")
             return _replay(stored, fingerprint)
         reply = await action()
         body = _encode(reply)

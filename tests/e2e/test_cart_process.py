@@ -7,8 +7,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.conftest import as_user, make_token
-from tests.e2e.conftest import new_prefix, prepare, running_cart, running_catalog, wait_until
+from tests.support.env import as_user, make_token
+from tests.support.processes import new_prefix, prepare, running_cart, running_catalog, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import make_token
+from tests.support.env import make_token
 
 pytestmark = pytest.mark.e2e
 

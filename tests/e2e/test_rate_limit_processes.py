@@ -13,7 +13,14 @@ pytestmark = pytest.mark.e2e
 def test_four_processes_admit_exactly_the_limit_between_them(redis_server):
     # Enough attempts that the limit outlasts the few milliseconds the processes take to start.
     prefix, limit, attempts = f"t{uuid.uuid4().hex[:8]}", 1000, 600
-    command = [sys.executable, "-m", "tests.e2e.rate_limit_hammer", redis_server.url, prefix, "user:shared"]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.rate_limit_hammer",
+        redis_server.url,
+        prefix,
+        "user:shared",
+    ]
     with contextlib.ExitStack() as stack:
         pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
         processes = [

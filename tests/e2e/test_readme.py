@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
+from tests.support.env import TEST_JWT_SECRET
 
 pytestmark = pytest.mark.e2e
 

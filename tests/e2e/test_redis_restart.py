@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from devtools.servers import throwaway_redis
 from shared.keys import CART_GROUP, Keys
 from shared.storage.migrations import SQL_ROOT, migrate
-from tests.conftest import service_env
-from tests.e2e.conftest import a_cart_holding, burst, product_updated
+from tests.support.env import service_env
+from tests.support.processes import a_cart_holding, burst, product_updated
 
 pytestmark = pytest.mark.e2e
 

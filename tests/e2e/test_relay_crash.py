@@ -25,8 +25,8 @@ from shared.config import load_settings
 from shared.http.versioning import ExpectedVersion
 from shared.keys import CART_GROUP, Keys
 from shared.storage.migrations import SQL_ROOT, migrate
-from tests.conftest import service_env
-from tests.e2e.conftest import a_cart_holding, burst
+from tests.support.env import service_env
+from tests.support.processes import a_cart_holding, burst
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 
 from shared.keys import CART_GROUP, Keys
 from shared.storage.migrations import SQL_ROOT, migrate
-from tests.conftest import service_env
-from tests.e2e.conftest import a_cart_holding, product_updated, wait_until
+from tests.support.env import service_env
+from tests.support.processes import a_cart_holding, product_updated, wait_until
 
 pytestmark = pytest.mark.e2e
 

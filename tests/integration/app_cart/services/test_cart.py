@@ -1,0 +1,299 @@
+"""The cart through its HTTP API, reading products from a real catalog (served in-process)."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.conftest import serve_cart
+from tests.support.cart_api import add, cart_of
+from tests.support.env import as_user
+
+PROBLEM = "application/problem+json"
+
+
+async def test_a_new_user_has_an_empty_cart(cart, user):
+    body = await cart_of(cart, user)
+    assert body == {
+        "items": [],
+        "item_count": 0,
+        "subtotal": "0.00",
+        "discount": "0.00",
+        "total": "0.00",
+        "promo": None,
+        "stale": False,
+    }
+
+
+async def test_add_shows_the_item_with_prices_and_totals(cart, user, new_category, new_product):
+    category = await new_category()
+    product = await new_product(price="19.99", stock=10, category_id=category["id"])
+    response = await add(cart, user, product["id"], 2)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["items"] == [
+        {
+            "product_id": product["id"],
+            "name": product["name"],
+            "category_name": category["name"],
+            "quantity": 2,
+            "unit_price": "19.99",
+            "price_when_added": "19.99",
+            "price_changed": False,
+            "available": True,
+            "unavailable_reason": None,
+            "line_total": "39.98",
+            "stale": False,
+        }
+    ]
+    assert (body["item_count"], body["subtotal"], body["total"]) == (2, "39.98", "39.98")
+    assert await cart_of(cart, user) == body
+
+
+async def test_adding_again_adds_to_the_quantity(cart, user, new_product):
+    product = await new_product(stock=10)
+    await add(cart, user, product["id"])  # quantity defaults to 1
+    body = (await add(cart, user, product["id"], 3)).json()
+    assert [item["quantity"] for item in body["items"]] == [4]
+
+
+async def test_two_tabs_adding_at_once_never_lose_an_update(cart, user, new_product):
+    product = await new_product(stock=50)
+    responses = await asyncio.gather(*(add(cart, user, product["id"], 2) for _ in range(10)))
+    assert [r.status_code for r in responses] == [200] * 10
+    assert [item["quantity"] for item in (await cart_of(cart, user))["items"]] == [20]
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 100, 1000, 10**12, 1.5, "2", True, None])
+async def test_bad_quantity_is_refused_and_changes_nothing(cart, user, new_product, quantity):
+    product = await new_product(stock=500)
+    await add(cart, user, product["id"], 1)
+    before = await cart_of(cart, user)
+    response = await cart.post(
+        "/api/cart/items", json={"product_id": product["id"], "quantity": quantity}, headers=user
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"][0]["field"] == "quantity"
+    assert await cart_of(cart, user) == before
+
+
+async def test_quantity_limit_counts_what_is_already_there(cart, user, new_product):
+    product = await new_product(stock=500)
+    await add(cart, user, product["id"], 60)
+    response = await add(cart, user, product["id"], 40)
+    assert response.status_code == 422
+    assert response.json()["limit"] == 99
+    assert [item["quantity"] for item in (await cart_of(cart, user))["items"]] == [60]
+
+
+async def test_unknown_inactive_and_short_products_are_refused(cart, user, new_product):
+    inactive = await new_product(is_active=False, stock=5)
+    short = await new_product(stock=2)
+    unknown = await add(cart, user, 987654321)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "product_id"
+    refused = await add(cart, user, inactive["id"])
+    assert refused.status_code == 422 and refused.json()["reason"] == "inactive"
+    too_many = await add(cart, user, short["id"], 3)
+    assert too_many.status_code == 422
+    assert (too_many.json()["reason"], too_many.json()["in_stock"]) == ("insufficient_stock", 2)
+    assert (await cart_of(cart, user))["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b'{"product_id": ', "application/json", 400),
+        (b'{"product_id": "1"}', "application/json", 422),
+        (b'{"product_id": -4}', "application/json", 422),
+        (b"[]", "application/json", 422),
+        (b"product_id=1", "application/x-www-form-urlencoded", 415),
+    ],
+)
+async def test_bad_bodies_are_refused(cart, user, content, content_type, status):
+    response = await cart.post(
+        "/api/cart/items", content=content, headers={**user, "Content-Type": content_type}
+    )
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM
+    assert (await cart_of(cart, user))["items"] == []
+
+
+async def test_set_quantity(cart, user, new_product):
+    product = await new_product(stock=5)
+    await add(cart, user, product["id"], 1)
+    url = f"/api/cart/items/{product['id']}"
+    assert [
+        i["quantity"] for i in (await cart.patch(url, json={"quantity": 4}, headers=user)).json()["items"]
+    ] == [4]
+    assert [
+        i["quantity"] for i in (await cart.patch(url, json={"quantity": 2}, headers=user)).json()["items"]
+    ] == [2]
+    over_stock = await cart.patch(url, json={"quantity": 6}, headers=user)
+    assert over_stock.status_code == 422 and over_stock.json()["reason"] == "insufficient_stock"
+    assert (await cart.patch(url, json={"quantity": 0}, headers=user)).status_code == 422
+    assert (await cart.patch(url, json={"quantity": 100}, headers=user)).status_code == 422
+    missing = await cart.patch("/api/cart/items/987654321", json={"quantity": 1}, headers=user)
+    assert missing.status_code == 404
+    assert [item["quantity"] for item in (await cart_of(cart, user))["items"]] == [2]
+
+
+async def test_remove_item_and_clear_cart(cart, user, new_product):
+    first, second = await new_product(), await new_product()
+    assert (await add(cart, user, first["id"])).status_code == 200
+    assert (await add(cart, user, second["id"])).status_code == 200
+    response = await cart.delete(f"/api/cart/items/{first['id']}", headers=user)
+    assert [item["product_id"] for item in response.json()["items"]] == [second["id"]]
+    assert (await cart.delete(f"/api/cart/items/{first['id']}", headers=user)).status_code == 404
+    cleared = await cart.delete("/api/cart", headers=user)
+    assert (cleared.status_code, cleared.content) == (204, b"")
+    assert (await cart_of(cart, user))["items"] == []
+    assert (await cart.delete("/api/cart", headers=user)).status_code == 204
+
+
+async def test_catalog_changes_show_in_the_cart(cart, user, catalog, admin, new_product):
+    repriced = await new_product(price="10.00", stock=5)
+    retired = await new_product(price="5.00", stock=5)
+    deleted = await new_product(price="1.00", stock=5)
+    for product in (repriced, retired, deleted):
+        await add(cart, user, product["id"], 2)
+    await catalog.patch(
+        f"/api/products/{repriced['id']}", json={"price": "12.50", "version": 1}, headers=admin
+    )
+    await catalog.patch(
+        f"/api/products/{retired['id']}", json={"is_active": False, "version": 1}, headers=admin
+    )
+    await catalog.delete(f"/api/products/{deleted['id']}", headers=admin)
+    body = await cart_of(cart, user)
+    items = {item["product_id"]: item for item in body["items"]}
+    assert (items[repriced["id"]]["unit_price"], items[repriced["id"]]["price_when_added"]) == (
+        "12.50",
+        "10.00",
+    )
+    assert items[repriced["id"]]["price_changed"] is True
+    assert items[repriced["id"]]["line_total"] == "25.00"
+    assert (items[retired["id"]]["available"], items[retired["id"]]["unavailable_reason"]) == (
+        False,
+        "inactive",
+    )
+    assert (items[deleted["id"]]["available"], items[deleted["id"]]["unavailable_reason"]) == (
+        False,
+        "deleted",
+    )
+    # Only what can be bought counts.
+    assert (body["subtotal"], body["total"], body["item_count"]) == ("25.00", "25.00", 6)
+
+
+async def test_a_cart_holds_a_limited_number_of_products(cart_env, catalog_transport, user, new_product):
+    async with serve_cart({**cart_env, "MAX_CART_ITEMS": "2"}, catalog_transport) as (_, small):
+        products = [await new_product() for _ in range(3)]
+        assert (await add(small, user, products[0]["id"])).status_code == 200
+        assert (await add(small, user, products[1]["id"])).status_code == 200
+        assert (await add(small, user, products[2]["id"])).status_code == 422
+        assert (await add(small, user, products[0]["id"])).status_code == 200  # more of one it holds
+
+
+class DeadCatalog(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+
+async def test_catalog_down_gives_503_and_changes_nothing_but_reads_still_work(
+    cart, cart_env, user, new_product
+):
+    product = await new_product(price="3.00", stock=5)
+    assert (await add(cart, user, product["id"], 2)).status_code == 200
+    async with serve_cart(cart_env, DeadCatalog()) as (_, dead):
+        refused = await add(dead, user, product["id"], 1)
+        assert refused.status_code == 503
+        assert refused.json()["type"].endswith("catalog-unavailable")
+        increase = await dead.patch(f"/api/cart/items/{product['id']}", json={"quantity": 3}, headers=user)
+        assert increase.status_code == 503
+        # Reads come from the shared product cache, still fresh: nothing stale to report.
+        body = await cart_of(dead, user)
+        assert (body["stale"], [(i["quantity"], i["unit_price"]) for i in body["items"]]) == (
+            False,
+            [(2, "3.00")],
+        )
+        # Taking less needs no catalog.
+        decrease = await dead.patch(f"/api/cart/items/{product['id']}", json={"quantity": 1}, headers=user)
+        assert decrease.status_code == 200
+        assert [i["quantity"] for i in decrease.json()["items"]] == [1]
+    # With an empty cache too (another prefix), the item row's own snapshot is shown, marked.
+    async with serve_cart({**cart_env, "REDIS_KEY_PREFIX": "empty-cache"}, DeadCatalog()) as (_, cold):
+        body = await cart_of(cold, user)
+        assert body["stale"] is True
+        assert [(i["quantity"], i["unit_price"], i["stale"]) for i in body["items"]] == [(1, "3.00", True)]
+
+
+async def test_every_cart_route_needs_a_token(cart):
+    for method, url in [
+        ("GET", "/api/cart"),
+        ("DELETE", "/api/cart"),
+        ("POST", "/api/cart/items"),
+        ("PATCH", "/api/cart/items/1"),
+        ("DELETE", "/api/cart/items/1"),
+        ("POST", "/api/cart/promo"),
+        ("DELETE", "/api/cart/promo"),
+        ("GET", "/api/wishlist"),
+        ("POST", "/api/wishlist/items"),
+        ("DELETE", "/api/wishlist/items/1"),
+        ("POST", "/api/wishlist/items/1/move-to-cart"),
+    ]:
+        response = await cart.request(method, url, json={})
+        assert response.status_code == 401, (method, url)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_one_user_cannot_see_or_touch_another_users_cart(cart, new_product):
+    alice, mallory = as_user("alice-iso"), as_user("mallory-iso")
+    await cart.delete("/api/cart", headers=alice)
+    product = await new_product(stock=10)
+    await add(cart, alice, product["id"], 3)
+    alices_cart = await cart_of(cart, alice)
+
+    assert (await cart_of(cart, mallory))["items"] == []
+    # Through the query string, the body and the path: refused or simply mallory's own.
+    assert (await cart.get("/api/cart?user_id=alice-iso", headers=mallory)).status_code == 400
+    smuggled = await cart.post(
+        "/api/cart/items", json={"product_id": product["id"], "user_id": "alice-iso"}, headers=mallory
+    )
+    assert smuggled.status_code == 422 and smuggled.json()["errors"][0]["field"] == "user_id"
+    assert (await cart.get("/api/cart/alice-iso", headers=mallory)).status_code == 404
+    assert (await cart.delete(f"/api/cart/items/{product['id']}", headers=mallory)).status_code == 404
+    assert (
+        await cart.patch(f"/api/cart/items/{product['id']}", json={"quantity": 9}, headers=mallory)
+    ).status_code == 404
+    await cart.delete("/api/cart", headers=mallory)
+    assert await cart_of(cart, alice) == alices_cart
+
+
+class CountingDeadCatalog(DeadCatalog):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return await super().handle_async_request(request)
+
+
+async def test_an_open_breaker_answers_503_with_retry_after_without_calling_the_catalog(
+    cart, cart_env, user, new_product
+):
+    product = await new_product(stock=5)
+    assert (await add(cart, user, product["id"])).status_code == 200
+    dead = CountingDeadCatalog()
+    env = {**cart_env, "BREAKER_MIN_CALLS": "3", "BREAKER_RECOVERY_SECONDS": "60"}
+    async with serve_cart(env, dead) as (_, failing):
+        # With the successful add above, two failures make 2 of 3 calls: the breaker opens.
+        for _ in range(2):
+            assert (await add(failing, user, product["id"])).status_code == 503
+        assert dead.calls == 2
+        refused = await add(failing, user, product["id"])
+        assert refused.status_code == 503
+        assert 50 <= int(refused.headers["retry-after"]) <= 60
+        assert dead.calls == 2  # the breaker answered; the catalog was not called
+        body = await cart_of(failing, user)  # reads still work, from the product cache
+        assert [i["quantity"] for i in body["items"]] == [1]
+    # The breaker lives in Redis: the healthy app sharing the prefix sees it open too.
+    assert (await add(cart, user, product["id"])).status_code == 503

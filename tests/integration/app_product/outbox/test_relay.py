@@ -1,0 +1,208 @@
+"""The outbox relay on real PostgreSQL and Redis: order, late commits, outages, resends, leadership."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from app_product.app import open_catalog
+from app_product.catalog import categories, products
+from app_product.catalog.models import CategoryCreate, ProductCreate, ProductPatch
+from app_product.outbox.relay import Relay, resend
+from app_product.settings import CatalogSettings
+from devtools.servers import throwaway_redis
+from shared.config import load_settings
+from shared.events import publish as appender_module
+from shared.events.envelope import decode
+from shared.http.versioning import ExpectedVersion
+from shared.keys import Keys
+from shared.storage.lua import load
+from shared.storage.migrations import SQL_ROOT, migrate
+from tests.support.env import service_env
+from tests.support.processes import wait_until
+
+
+@pytest.fixture
+def catalog_db(fresh_db_url):
+    asyncio.run(migrate(fresh_db_url, SQL_ROOT / "catalog"))
+    return fresh_db_url
+
+
+def settings_for(database_url: str, redis_url: str, **extra: str) -> CatalogSettings:
+    return load_settings(CatalogSettings, service_env(database_url, redis_url, **extra))
+
+
+async def stream_events(redis_url: str, settings: CatalogSettings):
+    async with Redis.from_url(redis_url) as redis:
+        entries = await redis.xrange(Keys(settings.redis_key_prefix).catalog_events())
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+async def unsent(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    finally:
+        await conn.close()
+
+
+async def make_changes(settings: CatalogSettings) -> None:
+    async with open_catalog(settings) as catalog:
+        category = await categories.create_category(
+            catalog.db, CategoryCreate(name=f"C{uuid.uuid4().hex[:6]}")
+        )
+        product = await products.create_product(
+            catalog,
+            ProductCreate(
+                sku=f"R-{uuid.uuid4().hex[:6]}", name="Relayed", price="2.00", category_id=category.id
+            ),
+        )
+        await products.update_product(
+            catalog, product.id, ProductPatch(price="3.00"), ExpectedVersion(1, from_header=False)
+        )
+
+
+async def test_events_reach_the_stream_in_order_readable_and_marked_sent(catalog_db, redis_server):
+    settings = settings_for(catalog_db, redis_server.url)
+    await make_changes(settings)
+    relay = Relay(settings, Redis.from_url(redis_server.url))
+    await relay.run(asyncio.Event(), burst=True)
+    await relay.redis.aclose()
+    entries = await stream_events(redis_server.url, settings)
+    assert [(e["type"], e["version"]) for e in entries] == [
+        ("category.created", "1"),
+        ("product.created", "1"),
+        ("product.updated", "2"),
+    ]
+    event = decode(entries[2]["event"])
+    assert (event.type, event.version, str(event.id)) == ("product.updated", 2, entries[2]["event_id"])
+    assert event.data is not None and event.data["price"] == "3.00"
+    assert await unsent(catalog_db) == 0
+
+
+async def test_a_row_committing_late_is_still_sent(catalog_db, redis_server):
+    # A transaction takes an outbox id, then commits after a later id was already sent.
+    settings = settings_for(catalog_db, redis_server.url)
+    slow = await asyncpg.connect(catalog_db)
+    try:
+        transaction = slow.transaction()
+        await transaction.start()
+        await slow.execute(
+            "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at)"
+            " VALUES ($1, 'category.created', 999, 1, '{}', now())",
+            uuid.uuid4(),
+        )
+        await make_changes(settings)
+        relay = Relay(settings, Redis.from_url(redis_server.url))
+        await relay.run(asyncio.Event(), burst=True)
+        assert relay.sent == 3
+        await transaction.commit()
+        await relay.run(asyncio.Event(), burst=True)
+        await relay.redis.aclose()
+    finally:
+        await slow.close()
+    entries = await stream_events(redis_server.url, settings)
+    assert [e["aggregate_id"] for e in entries][-1] == "999"
+    assert await unsent(catalog_db) == 0
+
+
+async def test_redis_down_loses_nothing(catalog_db):
+    with throwaway_redis() as server:
+        settings = settings_for(catalog_db, server.url, RELAY_POLL_SECONDS="0.1")
+        relay = Relay(settings, Redis.from_url(server.url, socket_connect_timeout=0.2, socket_timeout=0.2))
+        stop = asyncio.Event()
+        server.stop()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(relay.run, stop)
+            await make_changes(settings)
+            assert await unsent(catalog_db) == 3
+            server.start()
+            with anyio.fail_after(20):  # the relay retries with backoff; wait until it got through
+                while await unsent(catalog_db):  # noqa: ASYNC110 (another system's state: polled)
+                    await anyio.sleep(0.05)
+            stop.set()
+        await relay.redis.aclose()
+        assert len(await stream_events(server.url, settings)) == 3
+
+
+async def test_resend_sends_again_what_was_sent_since_a_time(catalog_db, redis_server):
+    settings = settings_for(catalog_db, redis_server.url)
+    await make_changes(settings)
+    relay = Relay(settings, Redis.from_url(redis_server.url))
+    await relay.run(asyncio.Event(), burst=True)
+    assert await resend(settings, datetime.now(UTC) - timedelta(minutes=5)) == 3
+    await relay.run(asyncio.Event(), burst=True)
+    await relay.redis.aclose()
+    entries = await stream_events(redis_server.url, settings)
+    assert len(entries) == 6 and [e["event_id"] for e in entries[:3]] == [e["event_id"] for e in entries[3:]]
+
+
+async def test_prune_removes_only_rows_sent_before_the_retention(catalog_db, redis_server):
+    settings = settings_for(catalog_db, redis_server.url)
+    await make_changes(settings)
+    conn = await asyncpg.connect(catalog_db)
+    try:
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() - interval '100 hours' WHERE event_type LIKE 'category.%'"
+        )
+        await conn.execute("UPDATE outbox SET sent_at = now() WHERE event_type LIKE 'product.%'")
+        assert await Relay(settings, Redis.from_url(redis_server.url)).prune(conn) == 1
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
+    finally:
+        await conn.close()
+
+
+def test_one_relay_is_active_and_a_standby_takes_over(catalog_db, redis_server, tmp_path):
+    settings = settings_for(catalog_db, redis_server.url, RELAY_POLL_SECONDS="0.1")
+    env = {
+        **os.environ,
+        **service_env(catalog_db, redis_server.url, REDIS_KEY_PREFIX=settings.redis_key_prefix),
+    }
+    logs = [tmp_path / "relay-1.log", tmp_path / "relay-2.log"]
+
+    def start(log):
+        command = [sys.executable, "-m", "app_product.relay"]
+        with log.open("w") as stderr:  # the child keeps its own copy of the file
+            return subprocess.Popen(command, env=env, stderr=stderr, stdout=subprocess.DEVNULL)
+
+    def wait_for(predicate):
+        wait_until(predicate, timeout=20.0)
+
+    first = start(logs[0])
+    wait_for(lambda: "relay active" in logs[0].read_text())
+    second = start(logs[1])
+    try:
+        wait_for(lambda: "standing by" in logs[1].read_text())
+        asyncio.run(make_changes(settings))
+        wait_for(lambda: len(asyncio.run(stream_events(redis_server.url, settings))) == 3)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        wait_for(lambda: "took over" in logs[1].read_text())
+        asyncio.run(make_changes(settings))
+        wait_for(lambda: len(asyncio.run(stream_events(redis_server.url, settings))) == 6)
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=20)
+
+
+async def test_a_malformed_append_appends_nothing(redis_server):
+    """The batch script checks its arguments before its first XADD: no half batch."""
+    stream = f"t{uuid.uuid4().hex[:8]}:catalog-events"
+    async with Redis.from_url(redis_server.url) as redis:
+        append = load(redis, appender_module.__file__, "stream_append")
+        assert await append(keys=[stream], args=[2, "type", "event", "a", "1", "b", "2"]) == 2
+        with pytest.raises(ResponseError, match="n values per entry"):
+            await append(keys=[stream], args=[2, "type", "event", "c", "3", "d"])  # one short
+        assert [fields[b"type"] for _, fields in await redis.xrange(stream)] == [b"a", b"b"]
+        await redis.delete(stream)

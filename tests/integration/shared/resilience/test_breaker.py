@@ -1,0 +1,175 @@
+"""The shared circuit breaker on a real Redis; two breaker objects stand for two instances."""
+
+import asyncio
+import subprocess
+import sys
+import uuid
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from devtools.servers import throwaway_redis
+from shared.keys import Keys
+from shared.resilience.breaker import BreakerOpen, CircuitBreaker, Outcome
+from tests.support.breaker_probe import CONFIG
+
+
+@pytest.fixture
+async def pair(redis_server):
+    """Two breakers for one downstream, each with its own Redis client, as two processes have."""
+    clients = [Redis.from_url(redis_server.url) for _ in range(2)]
+    keys, name = Keys(f"t{uuid.uuid4().hex[:8]}"), "catalog"
+    yield [CircuitBreaker(client, keys, name, CONFIG) for client in clients], clients[0], keys.breaker(name)
+    for client in clients:
+        await client.aclose()
+
+
+async def outcome(breaker, result: Outcome, duration: float = 0.01) -> str:
+    return await breaker.report(await breaker.acquire(), result, duration)
+
+
+async def open_it(breaker) -> None:
+    for _ in range(CONFIG.min_calls):
+        await outcome(breaker, Outcome.FAILURE)
+
+
+async def wait_for_half_open(breaker) -> None:
+    """Wait out the recovery time: the wait the breaker itself asks for (Retry-After)."""
+    with anyio.fail_after(5):
+        while True:
+            try:
+                permit = await breaker.acquire()
+            except BreakerOpen as refused:
+                await anyio.sleep(refused.retry_after)
+                continue
+            await breaker.report(permit, Outcome.IGNORED, 0)  # give the probe slot back
+            return
+
+
+async def state(redis, key) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in (await redis.hgetall(key)).items()}
+
+
+async def test_failures_seen_by_one_instance_open_it_for_the_other(pair):
+    (first, second), redis, key = pair
+    await open_it(first)
+    with pytest.raises(BreakerOpen) as refused:
+        await second.acquire()
+    assert 0 < refused.value.retry_after <= CONFIG.recovery_seconds
+    shown = await state(redis, key)
+    assert (shown["state"], shown["generation"]) == ("open", "1")
+    assert int(shown["open_until_ms"]) - int(shown["opened_at_ms"]) == 1000
+
+
+async def test_it_opens_only_at_the_minimum_calls_and_the_failure_rate(pair):
+    (first, second), redis, key = pair
+    for _ in range(4):
+        assert await outcome(first, Outcome.SUCCESS) == "recorded"
+    for _ in range(3):  # 3 failures of 7 calls: under 50%
+        assert await outcome(first, Outcome.FAILURE) == "recorded"
+    shown = await state(redis, key)
+    assert (shown["state"], shown["calls"], shown["failures"]) == ("closed", "7", "3")
+    assert await outcome(second, Outcome.FAILURE) == "opened"  # 4 of 8: 50%
+
+
+async def test_too_few_calls_never_open_it(pair):
+    (first, second), redis, key = pair
+    for _ in range(CONFIG.min_calls - 1):
+        assert await outcome(first, Outcome.FAILURE) == "recorded"
+    assert (await second.acquire()).probe is False
+    assert (await state(redis, key))["state"] == "closed"
+
+
+async def test_slow_calls_open_it(pair):
+    (first, second), _, _ = pair
+    for _ in range(CONFIG.min_calls):
+        await outcome(first, Outcome.SUCCESS, duration=0.6)
+    with pytest.raises(BreakerOpen):
+        await second.acquire()
+
+
+async def test_ignored_outcomes_never_open_or_close_it(pair):
+    (first, second), redis, key = pair
+    for _ in range(20):
+        assert await outcome(first, Outcome.IGNORED) == "recorded"
+    assert (await state(redis, key)).get("calls", "0") == "0"
+    await open_it(first)
+    await wait_for_half_open(second)
+    for _ in range(CONFIG.half_open_probes + 2):  # each frees its slot, none counts as a success
+        await outcome(second, Outcome.IGNORED)
+    assert (await state(redis, key))["state"] == "half_open"
+
+
+async def test_exactly_k_probes_among_fifty_concurrent_callers(pair):
+    (first, second), redis, key = pair
+    await open_it(first)
+    await wait_for_half_open(second)
+    results = await asyncio.gather(*(first.acquire() for _ in range(50)), return_exceptions=True)
+    probes = [r for r in results if not isinstance(r, BaseException)]
+    assert len(probes) == CONFIG.half_open_probes and all(p.probe for p in probes)
+    assert all(isinstance(r, BreakerOpen) for r in results if isinstance(r, BaseException))
+    for probe in probes:
+        await first.report(probe, Outcome.SUCCESS, 0.01)
+    shown = await state(redis, key)
+    assert (shown["state"], shown["calls"]) == ("closed", "0")
+
+
+async def test_a_failed_probe_opens_it_again(pair):
+    (first, second), redis, key = pair
+    await open_it(first)
+    await wait_for_half_open(second)
+    assert await outcome(second, Outcome.FAILURE) == "opened"
+    assert (await state(redis, key))["state"] == "open"
+
+
+async def test_an_outcome_from_an_older_generation_changes_nothing(pair):
+    (first, second), redis, key = pair
+    early = await first.acquire()  # admitted while closed, generation 0
+    await open_it(second)
+    await wait_for_half_open(second)
+    probes = [await second.acquire() for _ in range(CONFIG.half_open_probes)]
+    for probe in probes:
+        await second.report(probe, Outcome.SUCCESS, 0.01)
+    assert (await state(redis, key))["state"] == "closed"
+    assert await first.report(early, Outcome.FAILURE, 0.01) == "stale"
+    shown = await state(redis, key)
+    assert (shown["state"], shown["failures"]) == ("closed", "0")
+
+
+async def test_a_probe_whose_process_died_frees_its_slot_when_its_lease_lapses(pair, redis_server):
+    (first, second), redis, key = pair
+    await open_it(first)
+    await wait_for_half_open(second)
+    prefix = key.split(":")[0]
+
+    def take_every_probe_then_die() -> list[str]:
+        command = [sys.executable, "-m", "tests.support.breaker_probe", redis_server.url, prefix, "catalog"]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            assert process.stdout is not None
+            roles = process.stdout.readline().split()
+            process.kill()  # SIGKILL: its probes never report
+            return roles
+
+    roles = await anyio.to_thread.run_sync(take_every_probe_then_die)
+    assert roles == ["probe"] * CONFIG.half_open_probes + ["refused"]
+    with pytest.raises(BreakerOpen) as busy:
+        await second.acquire()  # every slot is held by a dead process's leases
+    assert 0 < busy.value.retry_after <= CONFIG.probe_lease_seconds
+    await anyio.sleep(busy.value.retry_after)  # the lease time is what is under test
+    assert (await second.acquire()).probe
+    assert (await state(redis, key))["state"] == "half_open"
+
+
+async def test_without_redis_each_process_decides_alone():
+    with throwaway_redis() as server:
+        client = Redis.from_url(server.url, socket_connect_timeout=0.2, socket_timeout=0.2)
+        breaker = CircuitBreaker(client, Keys("t"), "catalog", CONFIG)
+        server.stop()
+        try:
+            await open_it(breaker)
+            with pytest.raises(BreakerOpen):
+                await breaker.acquire()
+            assert breaker.fallbacks >= CONFIG.min_calls
+        finally:
+            await client.aclose()
