@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool, Redis
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools.servers import throwaway_redis
 from shared.keys import Keys
@@ -69,7 +65,9 @@ async def main(url: str) -> None:
 
     for decide in (ours_decide, limits_decide, ours_blocking_decide):
         await rate(decide)  # warm: scripts loaded, connections open
-    ours_rates, limits_rates, blocking_rates = [], [], []
+    ours_rates: list[float] = []
+    limits_rates: list[float] = []
+    blocking_rates: list[float] = []
     for _ in range(ROUNDS):
         for decide, rates in (
             (ours_decide, ours_rates),
@@ -97,7 +95,7 @@ async def main(url: str) -> None:
     for _ in range(HELD):
         await ours.check("user:memory", "reads", [Limit(HELD, 60)])
     key = Keys("bench").rate_limit("user:memory", "reads", 60)
-    used = await redis.memory_usage(key)
+    used = await redis.memory_usage(key) or 0
     print(f"memory: one key holding {HELD} requests takes {used} bytes ({used / HELD:.0f} per request)")
     await redis.aclose()
     await blocking.aclose()

@@ -1,13 +1,12 @@
 """The baseline of scripts/bench_cart: a minimal Starlette endpoint doing by hand the I/O a warm
 `GET /api/cart` needs (one JWT decode, one EVALSHA, one MGET of 20 keys, one primary-key
-query), served by uvicorn exactly as the services are. Run: python scripts/bench_baseline_app.py PORT"""
+query), served by uvicorn exactly as the services are. Run: python -m devtools.bench.baseline_app PORT"""
 
 from __future__ import annotations
 
 import os
 import sys
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 import jwt
@@ -19,7 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-LUA = (Path(__file__).resolve().parents[1] / "shared" / "lua" / "rate_limit.lua").read_text()
+from shared.ratelimit import limiter
+from shared.storage.lua import source
+
+# The limiter's own script: the baseline decides rate limits the same way, by hand.
+LUA = source(limiter.__file__, "rate_limit")
 PRODUCT_KEYS = [f"storefront:product:{i}" for i in os.environ.get("BENCH_PRODUCT_IDS", "").split(",") if i]
 state: dict[str, object] = {}
 

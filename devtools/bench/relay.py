@@ -24,18 +24,16 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from app_product.outbox.relay import Relay
+from app_product.settings import CatalogSettings
+from devtools.bench.common import service_env, xadd_pipelined
+from devtools.servers import throwaway_postgres, throwaway_redis
+from shared.config import load_settings
+from shared.events.envelope import encode, new_event, stream_fields
+from shared.keys import Keys
+from shared.storage.migrations import SQL_ROOT, migrate
 
-from bench_common import service_env, xadd_pipelined  # noqa: E402
-
-from app_product.outbox.relay import Relay  # noqa: E402
-from app_product.settings import CatalogSettings  # noqa: E402
-from devtools.servers import throwaway_postgres, throwaway_redis  # noqa: E402
-from shared.config import load_settings  # noqa: E402
-from shared.events.envelope import encode, new_event, stream_fields  # noqa: E402
-from shared.keys import Keys  # noqa: E402
-from shared.storage.migrations import SQL_ROOT, migrate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 EVENTS, PRODUCTS, ROUNDS = 20_000, 1_000, 3
 

@@ -6,7 +6,7 @@ worker each), fills one cart with 20 products, then measures:
   Lua script runs inside Redis are not round trips) and SQL statements per request
   (pg_stat_database.xact_commit: each autocommit statement is one transaction);
 - throughput with wrk against the cart and against a minimal Starlette endpoint doing the same
-  I/O by hand (scripts/bench_baseline_app.py), served the same way, alternating in the same
+  I/O by hand (devtools/bench/baseline_app.py), served the same way, alternating in the same
   run so the noisy 2-core machine weighs on both alike. The figure is their ratio.
 """
 
@@ -28,13 +28,11 @@ import httpx
 import jwt
 from redis import Redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from devtools.bench.common import SECRET
+from devtools.servers import free_port, throwaway_postgres, throwaway_redis
+from shared.storage.migrations import SQL_ROOT, migrate
 
-from bench_common import SECRET  # noqa: E402
-
-from devtools.servers import free_port, throwaway_postgres, throwaway_redis  # noqa: E402
-from shared.storage.migrations import SQL_ROOT, migrate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 ITEMS, CONNECTIONS, SECONDS, ROUNDS, COUNTED = 20, 64, 8, 3, 200
 UNLIMITED = {f"RATE_LIMIT_{group}": "100000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")}
@@ -84,7 +82,7 @@ def wrk(url: str, bearer: str) -> float:
 def count_round_trips(redis_url: str, action: Callable[[], None]) -> int:
     """Commands clients send to Redis while `action` runs (MONITOR marks Lua's own as "lua")."""
     lines: list[str] = []
-    monitor = Redis.from_url(redis_url).monitor()
+    monitor = Redis.from_url(redis_url).monitor()  # type: ignore[no-untyped-call]
     ready = threading.Event()
 
     def listen() -> None:
@@ -213,7 +211,7 @@ def main() -> None:
             ids = fill_cart(url["catalog"], url["cart"], shopper)
             # The baseline reads the same cached products, so it parses the same 20 values.
             baseline_env = {**env, "DATABASE_URL": cart_db, "BENCH_PRODUCT_IDS": ",".join(map(str, ids))}
-            baseline_app = [python, str(ROOT / "scripts/bench_baseline_app.py"), str(ports["baseline"])]
+            baseline_app = [python, "-m", "devtools.bench.baseline_app", str(ports["baseline"])]
             processes.append(start(baseline_app, baseline_env, ports["baseline"]))
             pids = (processes[1].pid, processes[2].pid)
             measure(shopper, url["cart"], url["baseline"], pids, cart_db, rd.url)

@@ -5,8 +5,8 @@ Redis, migrates a catalog and two cart databases, and puts 1,000 products in 1,0
 items a cart, each product in 10 carts; set up by SQL). Then, each phase in the same run:
 
 - `worker`: 10,000 product.updated events (10 versions of each product) in the stream, applied
-  by the real Worker in-process (`--burst` semantics), against a raw loop of `XREADGROUP COUNT
-  100` and one `XACK` over the same entries, in a group of its own, on the same Redis. The
+  by the real worker (`cart_worker`) in-process (`--burst` semantics), against a raw loop of
+  `XREADGROUP COUNT 100` and one `XACK` over the same entries, in a group of its own, on the same Redis. The
   figure is the ratio of the medians of 3 rounds. A last, shorter round times the worker
   applying each event in its own transaction, as it did before batching.
 - `e2e`: 10,000 product updates written through the catalog's service functions (so the
@@ -29,34 +29,35 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from databases import Database
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from app_cart.settings import CartSettings
+from app_cart.worker.run import cart_worker
+from app_product.app import open_catalog
+from app_product.catalog import products
+from app_product.catalog.models import ProductPatch
+from app_product.outbox.relay import _LOCK_KEY as RELAY_LOCK
+from app_product.settings import CatalogSettings
+from devtools.bench.common import service_env, xadd_pipelined
+from devtools.servers import throwaway_postgres, throwaway_redis
+from shared.config import load_settings
+from shared.events.consumer import Consumer
+from shared.events.envelope import encode, new_event, stream_fields
+from shared.events.reclaim import Message
+from shared.events.trim import trim
+from shared.http.versioning import ExpectedVersion
+from shared.keys import CART_GROUP, Keys
+from shared.storage.migrations import SQL_ROOT, migrate
+from shared.storage.postgres import create_database
+from shared.storage.redis_conn import create_redis
 
-from bench_common import service_env, xadd_pipelined  # noqa: E402
-
-from app_cart.settings import CartSettings  # noqa: E402
-from app_cart.worker.run import cart_worker as Worker  # noqa: E402
-from app_product.app import open_catalog  # noqa: E402
-from app_product.catalog import products  # noqa: E402
-from app_product.catalog.models import ProductPatch  # noqa: E402
-from app_product.outbox.relay import _LOCK_KEY as RELAY_LOCK  # noqa: E402
-from app_product.settings import CatalogSettings  # noqa: E402
-from devtools.servers import throwaway_postgres, throwaway_redis  # noqa: E402
-from shared.config import load_settings  # noqa: E402
-from shared.events.envelope import encode, new_event, stream_fields  # noqa: E402
-from shared.events.trim import trim  # noqa: E402
-from shared.http.versioning import ExpectedVersion  # noqa: E402
-from shared.keys import CART_GROUP, Keys  # noqa: E402
-from shared.storage.migrations import SQL_ROOT, migrate  # noqa: E402
-from shared.storage.postgres import create_database  # noqa: E402
-from shared.storage.redis_conn import create_redis  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 CARTS, ITEMS_PER_CART, PRODUCTS, VERSIONS = 1_000, 10, 1_000, 10
 EVENTS = PRODUCTS * VERSIONS
@@ -113,17 +114,25 @@ async def raw_consume(redis: Redis, stream: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-class OneByOne(Worker):
+def one_by_one(settings: CartSettings, db: Database, redis: Redis, name: str) -> Consumer:
     """The worker as it was before batching: each event in its own transaction."""
+    worker = cart_worker(settings, db, redis, name)
+    batched = worker.apply
 
-    async def _apply(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> list[bytes]:
+    async def each_alone(messages: Sequence[Message]) -> list[bytes]:
         done = []
         for message in messages:
-            done += await super()._apply([message])
+            done += await batched([message])
         return done
 
+    worker.apply = each_alone  # type: ignore[method-assign]
+    return worker
 
-async def run_worker(settings: CartSettings, kind: type[Worker]) -> tuple[float, Worker]:
+
+MakeWorker = Callable[[CartSettings, Database, Redis, str], Consumer]
+
+
+async def run_worker(settings: CartSettings, kind: MakeWorker) -> tuple[float, Consumer]:
     db, redis = create_database(settings), create_redis(settings, blocking_seconds=2.0)
     await db.connect()
     try:
@@ -143,27 +152,29 @@ async def phase_worker(cart_db: str, redis_url: str) -> None:
         for version in range(2, VERSIONS + 2)
         for product_id in range(1, PRODUCTS + 1)
     ]
-    rates, raw_rates = [], []
+    rates: list[float] = []
+    raw_rates: list[float] = []
     async with Redis.from_url(redis_url) as redis:
         for round_ in range(1, ROUNDS + 2):
-            one_by_one = round_ > ROUNDS
-            count = ONE_BY_ONE_EVENTS if one_by_one else EVENTS
+            alone = round_ > ROUNDS
+            count = ONE_BY_ONE_EVENTS if alone else EVENTS
             stream = Keys(f"bw{round_}").catalog_events()
             await reset_items(cart_db)
             await xadd_pipelined(redis, stream, entries[:count])
             raw = count / await raw_consume(redis, stream, count)
             settings = load_settings(CartSettings, service_env(cart_db, redis_url, f"bw{round_}"))
-            seconds, worker = await run_worker(settings, OneByOne if one_by_one else Worker)
+            make: MakeWorker = one_by_one if alone else cart_worker
+            seconds, worker = await run_worker(settings, make)
             assert (worker.applied, worker.failed) == (count, 0), (worker.applied, worker.failed)
             behind = "SELECT count(*) FROM cart_items WHERE product_version < $1"
             assert await sql(cart_db, behind, 1 + count // PRODUCTS) == 0
             rate = count / seconds
-            how = f"each event alone, {count} events" if one_by_one else "batched"
+            how = f"each event alone, {count} events" if alone else "batched"
             print(
                 f"  round {round_}: worker ({how}) {rate:,.0f} events/s,"
                 f" raw loop {raw:,.0f}/s, ratio {rate / raw:.3f}"
             )
-            if not one_by_one:
+            if not alone:
                 rates.append(rate)
                 raw_rates.append(raw)
     rate, raw = statistics.median(rates), statistics.median(raw_rates)
