@@ -52,7 +52,8 @@ class CartItemView(msgspec.Struct, kw_only=True):
     price_when_added: Decimal
     price_changed: bool
     available: bool
-    # deleted, inactive, out_of_stock or insufficient_stock when not available
+    # deleted, inactive, out_of_stock or insufficient_stock when not available; "unavailable" when
+    # neither catalog nor cache can say and the item's snapshot says it cannot be bought
     unavailable_reason: str | None
     line_total: Decimal
     # True when the catalog could not be reached and this is the last data the cart saw.

@@ -3,7 +3,7 @@
 With current catalog data an item shows the current price and whether it can be bought now.
 When the catalog cannot be reached it shows the last data known, marked `stale`: the cache's
 expired entry, or else the snapshot the item row keeps. So the cart still opens. Unavailable
-items stay listed but count in no total.
+items stay listed (and in `item_count`) but count in no money total.
 """
 
 from __future__ import annotations
