@@ -8,7 +8,7 @@ from typing import Any
 from databases import Database
 
 from app_cart.adapters.carts import Row
-from shared.storage.postgres import compare_and_set
+from shared.storage.postgres import compare_and_set, inserted
 
 PROMO_COLUMNS = (
     "id, code, kind, amount, min_subtotal, valid_from, valid_until, max_uses, uses, once_per_user,"
@@ -42,9 +42,7 @@ async def insert_promo(db: Database, values: Mapping[str, Any]) -> Row:
         f" RETURNING {PROMO_COLUMNS}",
         dict(values),
     )
-    if row is None:  # INSERT ... RETURNING returns its row or raises
-        raise RuntimeError("INSERT INTO promo_codes returned no row")
-    return row._mapping
+    return inserted(row)
 
 
 async def fetch_promo(db: Database, promo_id: int) -> Row | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from databases import Database
 
-from shared.storage.postgres import compare_and_set
+from shared.storage.postgres import compare_and_set, inserted
 
 Row = Mapping[str, Any]
 
@@ -70,9 +70,7 @@ async def insert_category(db: Database, name: str, description: str, is_active: 
         f" VALUES (:name, :description, :is_active) RETURNING {CATEGORY_COLUMNS}",
         {"name": name, "description": description, "is_active": is_active},
     )
-    if row is None:  # INSERT ... RETURNING returns its row or raises
-        raise RuntimeError("INSERT returned no row")
-    return row._mapping
+    return inserted(row)
 
 
 async def update_category(
@@ -165,9 +163,7 @@ async def insert_product(db: Database, values: Mapping[str, Any]) -> Row:
         f" RETURNING {PRODUCT_COLUMNS}",
         dict(values),
     )
-    if row is None:  # INSERT ... RETURNING returns its row or raises
-        raise RuntimeError("INSERT returned no row")
-    return row._mapping
+    return inserted(row)
 
 
 async def update_product(

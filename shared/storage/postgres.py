@@ -129,6 +129,14 @@ async def fetch_fast(source: Database | ReadPool, sql: str, *args: Any) -> list[
         return rows
 
 
+def inserted(row: Any) -> Mapping[str, Any]:
+    """The row an `INSERT ... RETURNING` gave back (it returns its row or raises)."""
+    if row is None:
+        raise RuntimeError("INSERT ... RETURNING returned no row")
+    mapping: Mapping[str, Any] = row._mapping
+    return mapping
+
+
 async def ping(db: Database) -> None:
     await db.fetch_val("SELECT 1")
 
