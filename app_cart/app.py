@@ -108,6 +108,9 @@ def create_app(
         rate_limit_groups=rate_limit_groups,
         ready_checks={"postgres_reads": reads.ping},
         problems=PROBLEMS,
+        read_pools=[reads],
+        # Every answer of the cart is personal: carts, wishlists, promo codes, internal.
+        private_paths=("/api/", "/internal/", "/metrics"),
     )
     breaker = CircuitBreaker(
         app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()

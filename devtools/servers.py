@@ -170,6 +170,15 @@ class PostgresServer:
             self._process.wait(timeout=30)
         self._process = None
 
+    def crash(self) -> None:
+        """Stop the server as a crash does (`pg_ctl stop -m immediate`: no checkpoint, clients cut
+        off); `start()` brings it back after crash recovery."""
+        if self._process is None or self._process.poll() is not None:
+            raise DevServerError("crash() needs a server started with start()")
+        self._run(str(pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+        self._process.wait(timeout=30)
+        self._process = None
+
     def start_daemon(self) -> None:
         """Run the server detached (development); a running one is left alone."""
         if _pg_is_ready(self.port):
@@ -224,11 +233,26 @@ class RedisServer:
             self._process.wait(timeout=30)
         self._process = None
 
+    def lose_data(self) -> None:
+        """Kill the server and start it again empty on the same port, as after a failover to a
+        replica that had nothing, or a lost volume."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=30)
+        for name in ("appendonlydir", "appendonly.aof", "dump.rdb"):
+            path = self.directory / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        self.start()
+
     @contextlib.contextmanager
     def stalled(self) -> Iterator[None]:
         """The server stops answering (SIGSTOP) but keeps its connections open, as a stuck
         server does; it answers again on leaving the block."""
-        assert self._process is not None, "stalled() needs a server started with start()"
+        if self._process is None:
+            raise DevServerError("stalled() needs a server started with start()")
         self._process.send_signal(signal.SIGSTOP)
         try:
             yield
@@ -261,9 +285,12 @@ def scratch_dir(prefix: str) -> Path:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[PostgresServer]:
+def throwaway_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """A server for tests, fast unless `durable`: the fast one commits before its WAL is
+    written (synchronous_commit off), so a crash (`crash()`) loses the last commits; a test
+    that crashes the server and counts on what committed asks for a durable one."""
     directory = scratch_dir("storefront-pg-")
-    server = PostgresServer(directory, free_port(), fast=True)
+    server = PostgresServer(directory, free_port(), fast=not durable)
     try:
         server.start()
         yield server

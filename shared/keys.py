@@ -19,6 +19,12 @@ What lives where, and for how long:
 - `<p>:catalog-events`: stream, every catalog event in commit order (fields: type,
   aggregate_id, version, event_id, event: the JSON); no TTL: it is trimmed by the relay.
   Its consumer group `cart` is read by the cart's workers.
+- `<p>:catalog-events:epoch`: string, a value the relay writes beside the stream (its
+  `relay_state.epoch` in the catalog's database); no TTL. Redis loses it with the stream's data,
+  so its absence tells the relay that events it sent may be gone (app_product/outbox/healing.py).
+- `<p>:product-cache:epoch`: string, a random value the cart creates when it finds none; no TTL.
+  A cache write carries the value its reader saw, and is refused if it changed: a fetch that
+  raced with a Redis data loss cannot put back a product older than a lost tombstone.
 - `<p>:catalog-events:errors`: hash, message id -> the last error of an event being retried;
   no TTL: a field is removed when its event is applied on a retry or parked (in the same MULTI
   or script); one whose event an operator acknowledged by hand stays until deleted.
@@ -69,6 +75,12 @@ class Keys:
 
     def catalog_events(self) -> str:
         return f"{self.prefix}:catalog-events"
+
+    def stream_epoch(self) -> str:
+        return f"{self.prefix}:catalog-events:epoch"
+
+    def cache_epoch(self) -> str:
+        return f"{self.prefix}:product-cache:epoch"
 
     def dead_event(self, message_id: str) -> str:
         return f"{self.prefix}:catalog-events:dead:{message_id}"

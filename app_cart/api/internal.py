@@ -37,7 +37,7 @@ async def post_event(request: Request) -> Response:
     fields = stream_fields(
         str(event.id), event.type, event.aggregate_id, event.version, encode(event).decode()
     )
-    stream_id = await StreamAppender(redis, keys.catalog_events()).append_one(fields)
+    stream_id = await StreamAppender(redis, keys.catalog_events(), keys.stream_epoch()).append_one(fields)
     return json_response({"accepted": str(event.id), "stream_id": stream_id}, status_code=202)
 
 

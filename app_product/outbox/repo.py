@@ -29,7 +29,24 @@ UNSENT = (
     "SELECT id, event_id::text, event_type, aggregate_id, aggregate_version, payload::text"
     " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1"
 )
-MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+# Rows sent in a batch whose last entry got the id $2-$3; the relay's state moves with them.
+MARK_SENT = (
+    "WITH state AS (UPDATE relay_state SET last_ms = $2, last_seq = $3 WHERE stream = $4)"
+    " UPDATE outbox SET sent_at = now(), stream_ms = $2, stream_seq = $3 WHERE id = ANY($1::bigint[])"
+)
+# The relay's state of a stream, made on first use with a new epoch.
+STATE = (
+    "WITH made AS (INSERT INTO relay_state (stream, epoch) VALUES ($1, gen_random_uuid())"
+    " ON CONFLICT (stream) DO NOTHING RETURNING epoch, last_ms, last_seq)"
+    " SELECT epoch::text, last_ms, last_seq FROM made"
+    " UNION ALL SELECT epoch::text, last_ms, last_seq FROM relay_state WHERE stream = $1"
+)
+# After a loss: the stream holds entries up to $2-$3. Rows sent in batches that went beyond it
+# become unsent, and the state forgets its last id (the next append writes the epoch afresh).
+HEAL = (
+    "WITH state AS (UPDATE relay_state SET last_ms = NULL, last_seq = NULL WHERE stream = $1)"
+    " UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND (stream_ms, stream_seq) > ($2, $3)"
+)
 PRUNE = (
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
     " WHERE sent_at < now() - make_interval(hours => $1) LIMIT 10000)"

@@ -42,7 +42,7 @@ from app_cart.worker.run import cart_worker
 from app_product.app import open_catalog
 from app_product.catalog import products
 from app_product.catalog.models import ProductPatch
-from app_product.outbox.relay import _LOCK_KEY as RELAY_LOCK
+from app_product.outbox.relay import LOCK_KEY as RELAY_LOCK
 from app_product.settings import CatalogSettings
 from devtools.bench.common import service_env, xadd_pipelined
 from devtools.servers import throwaway_postgres, throwaway_redis

@@ -8,6 +8,7 @@ and runs uvicorn.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -25,15 +26,19 @@ from shared.http.body_limit import BodyLimitMiddleware
 from shared.http.health import Check, health_routes
 from shared.http.problems import ProblemType, exception_handlers
 from shared.http.request_context import RequestContextMiddleware
+from shared.http.unexpected import UnexpectedErrorMiddleware
 from shared.keys import Keys
 from shared.logs import configure_logging
+from shared.outage import Outage
 from shared.ratelimit.groups import RATE_LIMIT_GROUPS, Classifier, default_groups
 from shared.ratelimit.limiter import RateLimiter
 from shared.ratelimit.middleware import RateLimitMiddleware
 from shared.ratelimit.spec import parse_limits, parse_networks
-from shared.storage.postgres import create_database, ping
+from shared.storage.postgres import ReadPool, connect, create_database, expire_connections, ping
 from shared.storage.redis_conn import create_redis
 from shared.telemetry.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
 
 # Reading /metrics needs this role: a scraper's token should not also be able to post events
 # (the `service` role's power).
@@ -74,12 +79,23 @@ def build_app(
     rate_limit_groups: Classifier = default_groups,
     ready_checks: Mapping[str, Check] | None = None,
     problems: Mapping[type[DomainError], ProblemType] | None = None,
+    read_pools: Sequence[ReadPool] = (),
+    private_paths: Sequence[str] = ("/internal/", "/metrics"),
 ) -> Starlette:
     """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open);
     `rate_limit_groups` names each request's route group (reads, writes, admin, internal);
     `ready_checks` are the service's own dependencies for `/ready`, beside PostgreSQL and Redis;
-    `problems` maps the service's own domain errors to problem types."""
+    `problems` maps the service's own domain errors to problem types; `read_pools` are the
+    service's other PostgreSQL pools (renewed with the main one after an outage);
+    `private_paths` are path prefixes whose answers are personal (never stored by a cache),
+    beside any answer to a request that carries credentials."""
     db = create_database(settings)
+    outage = Outage(
+        "PostgreSQL",
+        log,
+        probe=lambda: ping(db),
+        on_down=lambda: expire_connections(db, *read_pools),
+    )
     redis = create_redis(settings)
     metrics = ServiceMetrics()
     rate_limit: list[Middleware] = []
@@ -104,7 +120,7 @@ def build_app(
 
     @asynccontextmanager
     async def shared_lifespan(app: Starlette) -> AsyncIterator[None]:
-        await db.connect()
+        await connect(db)
         try:
             if lifespan is None:
                 yield
@@ -112,6 +128,7 @@ def build_app(
                 async with lifespan(app):
                     yield
         finally:
+            await outage.aclose()
             await db.disconnect()
             await redis.aclose()
 
@@ -122,7 +139,8 @@ def build_app(
             *routes,
         ],
         middleware=[
-            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(RequestContextMiddleware, metrics=metrics, private_paths=tuple(private_paths)),
+            Middleware(UnexpectedErrorMiddleware),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
             *rate_limit,
         ],
@@ -131,6 +149,7 @@ def build_app(
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.database_outage = outage
     app.state.redis = redis
     app.state.metrics = metrics
     app.state.ready_checks = dict(ready_checks or {})

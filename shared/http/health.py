@@ -37,8 +37,10 @@ async def _run(name: str, check: Check, seconds: float) -> CheckResult:
     except TimeoutError:
         error: str | None = f"no answer within {seconds}s"
     except Exception as exc:  # any failure means "down": reported, not raised
-        # The client sees only the exception type; addresses and messages stay in the log.
-        log.warning("readiness check %s failed", name, exc_info=exc)
+        # The client sees only the exception type; addresses and messages stay in the log, one
+        # line without a traceback: a balancer asks every few seconds, and an outage is announced
+        # once by the process's Outage, not once per probe.
+        log.info("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
         error = type(exc).__name__
     else:
         error = None

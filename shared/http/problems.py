@@ -4,9 +4,10 @@ Two kinds of error become problems. Domain errors (`shared.errors`), raised by s
 mapped to a status and a problem type here, by the most specific class in `PROBLEMS` or in the
 service's own table (`build_app(problems=...)`). HTTP errors (`Problem` subclasses), raised by
 the HTTP layer itself (a malformed body, a missing token), carry their status. Starlette's own
-HTTP errors and any unexpected exception become problems too, carrying the request id. An
-unexpected exception is logged with its traceback and answered with a bare 500: no stack trace
-or exception text ever reaches a client.
+HTTP errors, a database that cannot be reached (a 503 with Retry-After, the outage logged
+once) and any unexpected exception (`unexpected_response`: a bare 500, its traceback logged
+once) become problems too, carrying the request id: no stack trace or exception text ever
+reaches a client.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.request_context import current_request_id
+from shared.storage.postgres import DATABASE_UNAVAILABLE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # RFC 9457 section 3.1.1: problem types that do not resolve should be tag URIs.
@@ -146,7 +148,7 @@ def problem_response(
     return response
 
 
-def _handle_problem(request: Request, exc: Exception) -> Response:
+async def _handle_problem(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, Problem):
         raise TypeError(f"not a Problem: {exc!r}")
     return problem_response(
@@ -162,7 +164,7 @@ def _handle_problem(request: Request, exc: Exception) -> Response:
 
 
 def _domain_handler(table: Mapping[type[DomainError], ProblemType]) -> ExceptionHandler:
-    def handle(request: Request, exc: Exception) -> Response:
+    async def handle(request: Request, exc: Exception) -> Response:
         kind = next(table[cls] for cls in type(exc).__mro__ if cls in table)
         if not isinstance(exc, DomainError):
             raise TypeError(f"not a DomainError: {exc!r}")
@@ -191,7 +193,7 @@ _HTTP_DETAILS = {
 }
 
 
-def _handle_http(request: Request, exc: Exception) -> Response:
+async def _handle_http(request: Request, exc: Exception) -> Response:
     # Starlette raises these itself: unknown routes, wrong methods, oversized bodies.
     if not isinstance(exc, HTTPException):
         raise TypeError(f"not an HTTPException: {exc!r}")
@@ -207,7 +209,7 @@ def _handle_http(request: Request, exc: Exception) -> Response:
     )
 
 
-def _handle_data_error(request: Request, exc: Exception) -> Response:
+async def _handle_data_error(request: Request, exc: Exception) -> Response:
     # Validation should stop every value the database cannot store before it gets there; this
     # is the backstop, so that one that slips through is still the client's 400, not a 500.
     log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
@@ -220,8 +222,32 @@ def _handle_data_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+# How long a client should wait before trying again while the database is down.
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    # An outage is the operator's to hear about once (the app's Outage logs it), not a bug to
+    # trace per request; the client is told to come back shortly.
+    outage = getattr(request.app.state, "database_outage", None)
+    if outage is not None:
+        outage.failed(exc)
+    return problem_response(
+        503,
+        "database-unavailable",
+        "The database cannot be reached",
+        "The service cannot reach its database; try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        extensions={"retry_after": DATABASE_RETRY_AFTER_SECONDS},
+    )
+
+
+def unexpected_response(path: str, exc: BaseException) -> Response:
+    """The 500 for an exception no handler took, logged here once with its traceback (see
+    shared.http.unexpected: Starlette's own last handler would re-raise it, and the server
+    would log the same traceback a second time)."""
+    log.error("unhandled error on %s", path, exc_info=exc)
     request_id = current_request_id()
     headers = {"X-Request-ID": request_id} if request_id else None
     return problem_response(
@@ -229,11 +255,13 @@ def _handle_unexpected(request: Request, exc: Exception) -> Response:
         "internal-error",
         "Internal server error",
         "The server failed to handle the request; quote the request id when reporting it.",
-        instance=request.url.path,
+        instance=path,
         headers=headers,
     )
 
 
+# Every handler is a coroutine: Starlette runs a plain function in a worker thread, a thread hop
+# per refused request (and an outage's bookkeeping needs the event loop).
 def exception_handlers(
     problems: Mapping[type[DomainError], ProblemType] | None = None,
 ) -> dict[Any, ExceptionHandler]:
@@ -243,5 +271,5 @@ def exception_handlers(
         Problem: _handle_problem,
         HTTPException: _handle_http,
         asyncpg.DataError: _handle_data_error,
-        Exception: _handle_unexpected,
+        **dict.fromkeys(DATABASE_UNAVAILABLE, _handle_database_unavailable),
     }

@@ -1,9 +1,12 @@
-"""Per-request context: the request id (taken from `X-Request-ID` or generated) and the access log.
+"""Per-request context: the request id (taken from `X-Request-ID` or generated), the access log,
+and the headers every answer carries.
 
 `RequestContextMiddleware` is the outermost user middleware of every app. It sets the request
 id in a context variable (read by the log formatter and the error handlers), echoes it in the
 response, writes one JSON log line per request with method, route template, status and
-duration, and counts and times the request in the service's metrics.
+duration, and counts and times the request in the service's metrics. Every answer carries
+`X-Content-Type-Options: nosniff`; a personal one (the request carried credentials, or its path
+is one of the service's private ones) carries `Cache-Control: no-store`.
 """
 
 from __future__ import annotations
@@ -50,9 +53,12 @@ def _matches(route: BaseRoute, scope: Scope) -> bool:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics | None = None, private_paths: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.private_paths = private_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,12 +73,21 @@ class RequestContextMiddleware:
         _request_id.set(request_id)
         status = 500
         started = time.perf_counter()
+        # A personal answer (credentials sent, or a path of the service's private ones) must not
+        # be kept by a shared cache or a browser's back-forward cache.
+        private = scope["path"].startswith(self.private_paths) or any(
+            name == b"authorization" for name, _ in scope["headers"]
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                if private:
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         try:

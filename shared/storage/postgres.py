@@ -19,6 +19,7 @@ Two measured costs are avoided (scripts/bench_cart):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ import asyncpg
 from databases import Database, DatabaseURL
 
 from shared.config import Settings
+
+log = logging.getLogger(__name__)
 
 # Errors meaning the database cannot be reached now, not that the work is wrong: the same work
 # may succeed later, and splitting it up cannot help. (CannotConnectNowError, AdminShutdownError
@@ -57,6 +60,18 @@ def create_database(settings: Settings) -> Database:
     )
 
 
+async def connect(db: Database) -> None:
+    """Open the pool. A process must start even while the database is down (it answers 503s
+    and /ready says why, rather than crash-looping): if the first connections cannot be made,
+    the pool opens empty and connects on first use."""
+    try:
+        await db.connect()
+    except DATABASE_UNAVAILABLE as exc:
+        log.warning("the database pool starts empty: the database cannot be reached (%s)", exc)
+        db._backend._options["min_size"] = 0  # databases passes these to asyncpg.create_pool
+        await db.connect()
+
+
 def create_read_pool(settings: Settings, max_size: int) -> ReadPool:
     """The read pool of a service, configured as its `Database` is, with its own size."""
     return ReadPool(
@@ -81,7 +96,12 @@ class ReadPool:
         self._pool: asyncpg.Pool | None = None
 
     async def connect(self) -> None:
-        self._pool = await asyncpg.create_pool(reset=_reset, **self._options)
+        """Open the pool; if the database cannot be reached, open it empty (see `connect`)."""
+        try:
+            self._pool = await asyncpg.create_pool(reset=_reset, **self._options)
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("the read pool starts empty: the database cannot be reached (%s)", exc)
+            self._pool = await asyncpg.create_pool(reset=_reset, **{**self._options, "min_size": 0})
 
     async def disconnect(self) -> None:
         if self._pool is not None:
@@ -96,6 +116,10 @@ class ReadPool:
 
     async def ping(self) -> None:
         await self.fetch("SELECT 1")
+
+    async def expire_connections(self) -> None:
+        if self._pool is not None:
+            await self._pool.expire_connections()
 
 
 def connect_arguments(url: str) -> dict[str, Any]:
@@ -135,6 +159,17 @@ def inserted(row: Any) -> Mapping[str, Any]:
         raise RuntimeError("INSERT ... RETURNING returned no row")
     mapping: Mapping[str, Any] = row._mapping
     return mapping
+
+
+async def expire_connections(db: Database, *reads: ReadPool) -> None:
+    """Replace every pooled connection at its next use: after an outage, a connection that looks
+    open may be dead (one whose server went away without a word is only found out by a query).
+    asyncpg already replaces connections it saw close; this covers the ones it did not."""
+    pool = getattr(db._backend, "_pool", None)  # databases keeps its asyncpg pool here
+    if pool is not None:
+        await pool.expire_connections()
+    for read_pool in reads:
+        await read_pool.expire_connections()
 
 
 async def ping(db: Database) -> None:

@@ -52,7 +52,7 @@ async def blocked_marking_sent(conn: asyncpg.Connection) -> int:
             await conn.execute("SELECT pg_stat_clear_snapshot()")  # a transaction keeps its first view
             pid = await conn.fetchval(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox SET sent_at%'"
+                " AND wait_event_type = 'Lock' AND query LIKE '%UPDATE outbox SET sent_at%'"
             )
             if pid is not None:
                 return int(pid)

@@ -17,7 +17,8 @@ from redis.exceptions import ResponseError
 from app_product.app import open_catalog
 from app_product.catalog import categories, products
 from app_product.catalog.models import CategoryCreate, ProductCreate, ProductPatch
-from app_product.outbox.relay import Relay, resend
+from app_product.outbox.cli import resend
+from app_product.outbox.relay import Relay
 from app_product.settings import CatalogSettings
 from devtools.servers import throwaway_redis
 from shared.config import load_settings
@@ -201,8 +202,10 @@ async def test_a_malformed_append_appends_nothing(redis_server):
     stream = f"t{uuid.uuid4().hex[:8]}:catalog-events"
     async with Redis.from_url(redis_server.url) as redis:
         append = load(redis, appender_module.__file__, "stream_append")
-        assert await append(keys=[stream], args=[2, "type", "event", "a", "1", "b", "2"]) == 2
+        keys = [stream, f"{stream}:epoch"]
+        [ok, _] = await append(keys=keys, args=["", "", 2, "type", "event", "a", "1", "b", "2"])
+        assert ok == 1
         with pytest.raises(ResponseError, match="n values per entry"):
-            await append(keys=[stream], args=[2, "type", "event", "c", "3", "d"])  # one short
+            await append(keys=keys, args=["", "", 2, "type", "event", "c", "3", "d"])  # one short
         assert [fields[b"type"] for _, fields in await redis.xrange(stream)] == [b"a", b"b"]
         await redis.delete(stream)

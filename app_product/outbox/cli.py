@@ -1,0 +1,70 @@
+"""`python -m app_product.relay [--burst] | resend --since TIME`: run the outbox relay, or mark
+the events sent since a time as unsent (the active relay sends them again; after a Redis data
+loss the relay does this by itself, see app_product.outbox.healing)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+
+import asyncpg
+
+from app_product.outbox import repo
+from app_product.outbox.relay import Relay
+from app_product.outbox.repo import OUTBOX_CHANNEL
+from app_product.settings import CatalogSettings
+from shared.config import exit_on_settings_error, load_settings
+from shared.logs import configure_logging
+from shared.signals import stop_on_signals
+from shared.storage.redis_conn import create_redis
+
+
+async def resend(settings: CatalogSettings, since: datetime) -> int:
+    """Mark the events sent since `since` as unsent: the active relay sends them again."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        status = await conn.execute(repo.RESEND, since)
+        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    finally:
+        await conn.close()
+    return int(status.split()[-1])
+
+
+async def serve(settings: CatalogSettings, burst: bool) -> None:
+    stop = stop_on_signals()
+    redis = create_redis(settings)
+    try:
+        await Relay(settings, redis).run(stop, burst=burst)
+    finally:
+        await redis.aclose()
+
+
+def _aware_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add Z or +00:00)")
+    return moment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app_product.relay", description="Run the outbox relay.")
+    parser.add_argument("--burst", action="store_true", help="send what is waiting, then exit")
+    commands = parser.add_subparsers(dest="command")
+    again = commands.add_parser("resend", help="send again the events sent since a time (after a Redis loss)")
+    again.add_argument("--since", required=True, type=_aware_time, help="ISO time, e.g. 2026-11-23T10:00Z")
+    args = parser.parse_args(argv)
+    with exit_on_settings_error("relay"):
+        settings = load_settings(CatalogSettings)
+    configure_logging(settings.log_level)
+    if args.command == "resend":
+        count = asyncio.run(resend(settings, args.since))
+        print(f"resend: {count} event(s) marked unsent; the active relay sends them again")
+        return 0
+    asyncio.run(serve(settings, args.burst))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
