@@ -12,7 +12,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.types import Scope
 
-from app_cart.adapters.catalog_client import ProductClient
+from app_cart.adapters.catalog_client import catalog_client
 from app_cart.api.internal import routes as internal_routes
 from app_cart.api.problems import PROBLEMS
 from app_cart.api.promo_routes import routes as promo_routes
@@ -21,7 +21,6 @@ from app_cart.services.context import Context
 from app_cart.settings import CartSettings
 from shared.http.app import build_app
 from shared.http.idempotency import prune
-from shared.keys import Keys
 from shared.ratelimit.groups import default_groups
 from shared.resilience.breaker import CircuitBreaker
 from shared.resilience.product_cache import ProductCache
@@ -29,7 +28,6 @@ from shared.storage.postgres import create_read_pool
 from shared.telemetry.metrics import ServiceMetrics
 
 SERVICE = "cart"
-BREAKER_NAME = "product_service"
 PRUNE_EVERY_SECONDS = 600
 log = logging.getLogger(__name__)
 
@@ -112,20 +110,8 @@ def create_app(
         # Every answer of the cart is personal: carts, wishlists, promo codes, internal.
         private_paths=("/api/", "/internal/", "/metrics"),
     )
-    breaker = CircuitBreaker(
-        app.state.redis, Keys(settings.redis_key_prefix), BREAKER_NAME, settings.breaker_config()
-    )
-    cache = ProductCache(app.state.redis, Keys(settings.redis_key_prefix), settings.cache_config())
-    _expose(app.state.metrics, breaker, cache)
-    products = ProductClient(
-        settings.catalog_url,
-        breaker=breaker,
-        cache=cache,
-        connect_timeout=settings.catalog_connect_timeout,
-        read_timeout=settings.catalog_read_timeout,
-        max_connections=settings.catalog_max_connections,
-        transport=catalog_transport,
-    )
+    products = catalog_client(settings, app.state.redis, catalog_transport)
+    _expose(app.state.metrics, products.breaker, products.cache)
     app.state.cart = Context(
         db=app.state.db,
         reads=reads,

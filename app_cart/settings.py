@@ -8,7 +8,7 @@ import msgspec
 
 from shared.config import Port, Seconds, Settings
 from shared.resilience.breaker import BreakerConfig
-from shared.resilience.product_cache import CacheConfig
+from shared.resilience.cache_entries import CacheConfig
 
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
@@ -58,6 +58,11 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     # A worker refreshes its heartbeat every loop; once it has expired the worker counts as
     # dead and others take over its pending events. Longer than the slowest batch.
     worker_heartbeat_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 30
+
+    # The anti-entropy sweep (app_cart/worker/sweep.py): how often one worker walks every product
+    # held in carts and wishlists (0 turns it off), and how many it asks the catalog at a time.
+    sweep_interval_seconds: Annotated[float, msgspec.Meta(ge=0, le=7 * 86400)] = 300.0
+    sweep_page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
 
     max_item_quantity: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
     # The catalog's batch endpoint takes 100 ids, so a whole cart is one request.

@@ -233,12 +233,17 @@ class RedisServer:
             self._process.wait(timeout=30)
         self._process = None
 
-    def lose_data(self) -> None:
-        """Kill the server and start it again empty on the same port, as after a failover to a
-        replica that had nothing, or a lost volume."""
+    def kill(self) -> None:
+        """SIGKILL: with `appendonly`, a restart keeps what the AOF had (fsync'd every second)."""
         if self._process is not None:
             self._process.kill()
             self._process.wait(timeout=30)
+        self._process = None
+
+    def lose_data(self) -> None:
+        """Kill the server and start it again empty on the same port, as after a failover to a
+        replica that had nothing, or a lost volume."""
+        self.kill()
         for name in ("appendonlydir", "appendonly.aof", "dump.rdb"):
             path = self.directory / name
             if path.is_dir():

@@ -18,10 +18,14 @@ from collections.abc import Iterable
 
 import httpx
 import msgspec
+from redis.asyncio import Redis
 
+from app_cart.settings import CartSettings
 from shared.errors import Unavailable
+from shared.keys import Keys
 from shared.resilience.breaker import BreakerOpen, CircuitBreaker, Outcome
-from shared.resilience.product_cache import Lookup, ProductCache, ProductData
+from shared.resilience.cache_entries import Lookup, ProductData
+from shared.resilience.product_cache import ProductCache
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,8 @@ class ProductClient:
         cache: ProductCache,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._breaker = breaker
-        self._cache = cache
+        self.breaker = breaker
+        self.cache = cache
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits, transport=transport)
@@ -63,13 +67,13 @@ class ProductClient:
 
     async def lookup(self, ids: Iterable[int]) -> Lookup:
         """What is known of `ids`, through the cache; for reads, which may show stale data."""
-        return await self._cache.get_many(ids, self._fetch_all)
+        return await self.cache.get_many(ids, self._fetch_all)
 
     async def get_many(self, ids: Iterable[int]) -> dict[int, CatalogProduct]:
         """Current data for `ids` (absent ids do not exist), from the catalog itself; for writes,
         which check stock and must not act on a cached copy. CatalogUnavailable (a 503, with
         Retry-After while the breaker is open) if the catalog cannot answer."""
-        return await self._cache.refresh(ids, self._fetch_all)
+        return await self.cache.refresh(ids, self._fetch_all)
 
     async def get(self, product_id: int) -> CatalogProduct | None:
         return (await self.get_many([product_id])).get(product_id)
@@ -83,7 +87,7 @@ class ProductClient:
 
     async def _fetch(self, ids: list[int]) -> list[CatalogProduct]:
         try:
-            permit = await self._breaker.acquire()
+            permit = await self.breaker.acquire()
         except BreakerOpen as refused:
             seconds = max(1, math.ceil(refused.retry_after))
             raise CatalogUnavailable(
@@ -93,18 +97,38 @@ class ProductClient:
         try:
             response = await self._http.get("/api/products", params={"ids": ",".join(map(str, ids))})
         except httpx.HTTPError as exc:
-            await self._breaker.report(permit, Outcome.FAILURE, time.perf_counter() - started)
+            await self.breaker.report(permit, Outcome.FAILURE, time.perf_counter() - started)
             log.warning("catalog request failed: %s: %s", type(exc).__name__, exc)
             raise CatalogUnavailable("The catalog did not answer; try again shortly.") from None
         elapsed = time.perf_counter() - started
         if response.status_code != 200:
             failed = response.status_code >= 500
-            await self._breaker.report(permit, Outcome.FAILURE if failed else Outcome.IGNORED, elapsed)
+            await self.breaker.report(permit, Outcome.FAILURE if failed else Outcome.IGNORED, elapsed)
             log.warning("catalog answered %s: %s", response.status_code, response.text[:200])
             raise CatalogUnavailable(f"The catalog answered {response.status_code}; try again shortly.")
-        await self._breaker.report(permit, Outcome.SUCCESS, elapsed)
+        await self.breaker.report(permit, Outcome.SUCCESS, elapsed)
         try:
             return self._decoder.decode(response.content).items
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
             log.error("catalog sent an unexpected body: %s", exc)
             raise CatalogUnavailable("The catalog sent an answer the cart cannot read.") from None
+
+
+BREAKER_NAME = "product_service"
+
+
+def catalog_client(
+    settings: CartSettings, redis: Redis, transport: httpx.AsyncBaseTransport | None = None
+) -> ProductClient:
+    """The process's catalog client, with the shared breaker and the product cache, as the
+    settings say (the web app and the worker's sweep build theirs here)."""
+    keys = Keys(settings.redis_key_prefix)
+    return ProductClient(
+        settings.catalog_url,
+        breaker=CircuitBreaker(redis, keys, BREAKER_NAME, settings.breaker_config()),
+        cache=ProductCache(redis, keys, settings.cache_config()),
+        connect_timeout=settings.catalog_connect_timeout,
+        read_timeout=settings.catalog_read_timeout,
+        max_connections=settings.catalog_max_connections,
+        transport=transport,
+    )

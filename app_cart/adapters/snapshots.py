@@ -74,3 +74,35 @@ async def _refresh_snapshots(
             " WHERE i.product_id = e.product_id AND i.product_version < e.version",
             values,
         )
+
+
+class Held(NamedTuple):
+    """A product as the cart's items hold it: the oldest version any item has, and whether any
+    item still says it can be bought."""
+
+    product_id: int
+    oldest_version: int
+    any_available: bool
+
+
+async def held_products(db: Database, after: int, limit: int) -> list[Held]:
+    """A page of the distinct products held in carts and wishlists, in id order, after `after`:
+    the ids first (each table walked by its product_id index, stopping after `limit` distinct
+    ones), then every item row of exactly those ids, so a product held by many items is judged
+    on all of them."""
+    rows = await db.fetch_all(
+        "WITH ids AS (SELECT product_id FROM ("
+        " (SELECT DISTINCT product_id FROM cart_items WHERE product_id > :after"
+        " ORDER BY product_id LIMIT :limit)"
+        " UNION"
+        " (SELECT DISTINCT product_id FROM wishlist_items WHERE product_id > :after"
+        " ORDER BY product_id LIMIT :limit)"
+        ") AS both_tables ORDER BY product_id LIMIT :limit)"
+        " SELECT held.product_id, min(held.product_version) AS oldest,"
+        " bool_or(held.is_available) AS available"
+        " FROM (SELECT product_id, product_version, is_available FROM cart_items"
+        " UNION ALL SELECT product_id, product_version, is_available FROM wishlist_items) AS held"
+        " JOIN ids USING (product_id) GROUP BY held.product_id ORDER BY held.product_id",
+        {"after": after, "limit": limit},
+    )
+    return [Held(row["product_id"], row["oldest"], row["available"]) for row in rows]

@@ -23,7 +23,7 @@ from app_cart.services.context import Context
 from app_cart.services.models import CartView
 from app_cart.services.views import cart_view
 from shared.errors import NotFound, ValidationFailed, invalid
-from shared.resilience.product_cache import Lookup
+from shared.resilience.cache_entries import Lookup
 from shared.storage.postgres import ReadPool
 
 

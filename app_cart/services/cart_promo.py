@@ -19,7 +19,7 @@ from app_cart.services.context import Context
 from app_cart.services.models import CartView
 from app_cart.services.views import cart_view, promo_terms
 from shared.errors import NotFound
-from shared.resilience.product_cache import Lookup
+from shared.resilience.cache_entries import Lookup
 
 
 async def apply_promo(ctx: Context, user_id: str, raw_code: str) -> CartView:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from app_cart.domain import pricing, promo
 from app_cart.domain.availability import DELETED, unavailable_reason
 from app_cart.services.models import CartItemView, CartView, PromoView, WishlistItemView, WishlistView
-from shared.resilience.product_cache import Lookup
+from shared.resilience.cache_entries import Lookup
 
 Row = Mapping[str, Any]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -20,9 +21,12 @@ from collections.abc import Sequence
 import asyncpg
 from databases import Database
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from app_cart.adapters.catalog_client import catalog_client
 from app_cart.settings import CartSettings
 from app_cart.worker.handlers import HANDLERS, apply
+from app_cart.worker.sweep import Sweep
 from shared.config import exit_on_settings_error, load_settings
 from shared.events.consumer import Consumer, ConsumerConfig
 from shared.events.envelope import Event
@@ -30,7 +34,7 @@ from shared.keys import CART_GROUP, Keys
 from shared.logs import configure_logging
 from shared.resilience.invalidation import ProductInvalidator
 from shared.signals import stop_on_signals
-from shared.storage.postgres import create_database, ping
+from shared.storage.postgres import connect, create_database, ping
 from shared.storage.redis_conn import create_redis
 
 log = logging.getLogger("app_cart.worker")  # named: run as __main__, __name__ would not say
@@ -69,6 +73,7 @@ def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str) -
         handles=HANDLERS,
         ready=lambda: ping(db),
         races=LOCK_RACES,
+        dependency="PostgreSQL",
     )
 
 
@@ -80,12 +85,22 @@ async def serve(settings: CartSettings, burst: bool) -> Consumer:
     stop = stop_on_signals()
     db = create_database(settings)
     redis = create_redis(settings, blocking_seconds=settings.worker_block_seconds)
-    await db.connect()
+    await connect(db)  # opens empty if the database is down: the worker waits for it
     worker = cart_worker(settings, db, redis, consumer_name())
+    catalog = catalog_client(settings, redis)
+    sweeping = None
+    if settings.sweep_interval_seconds and not burst:
+        sweep = Sweep(db, settings.database_url, catalog, settings.sweep_page_size)
+        sweeping = asyncio.create_task(sweep.run(stop, settings.sweep_interval_seconds))
     try:
         await worker.run(stop, burst=burst)
     finally:
-        await redis.delete(worker.heartbeat)
+        stop.set()
+        if sweeping is not None:
+            await sweeping
+        with contextlib.suppress(RedisError, OSError):  # Redis may be down as we stop
+            await redis.delete(worker.heartbeat)
+        await catalog.aclose()
         await db.disconnect()
         await redis.aclose()
     return worker

@@ -34,6 +34,7 @@ from shared.events.dead_letters import DeadLetters
 from shared.events.envelope import Event, decode
 from shared.events.reclaim import Message, Reclaimer
 from shared.keys import Keys
+from shared.outage import Outage
 from shared.signals import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Consumer:
         handles: Collection[str],
         ready: Callable[[], Awaitable[object]],
         races: tuple[type[BaseException], ...] = (),
+        dependency: str = "the database",
     ) -> None:
         self.redis = redis
         self.group = group
@@ -85,7 +87,9 @@ class Consumer:
         self._races = races
         self.dead_letters = DeadLetters(redis, keys, group)
         self._reclaimer = Reclaimer(self, keys, self.dead_letters)
-        self.applied = self.failed = 0
+        self.applied = self.failed = self.backoffs = 0
+        self.redis_outage = Outage(f"Redis (worker {name})", log)
+        self.dependency_outage = Outage(f"{dependency} (worker {name})", log)
         self._group_ready = False
         self._dependency_down = False
 
@@ -130,7 +134,7 @@ class Consumer:
             try:
                 await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=ttl)
             except (RedisError, OSError) as exc:  # the loop reports Redis being down; try again
-                log.warning("worker cannot refresh its heartbeat (%s)", exc)
+                self.redis_outage.failed(exc)
             await sleep_unless_stopped(done, ttl / 3)
 
     async def _loop(self, stop: asyncio.Event, burst: bool) -> None:
@@ -140,13 +144,15 @@ class Consumer:
                 more = await self._step(burst)
             except (RedisError, OSError, DependencyDown) as exc:
                 # Unacknowledged events stay pending in Redis: nothing is lost while we wait, and
-                # this worker's own reclaim retries them once it can go on.
+                # this worker's own reclaim retries them once it can go on. Said once per outage.
                 self._dependency_down = isinstance(exc, DependencyDown)
-                what = "the database" if self._dependency_down else "Redis"
-                log.error("worker cannot reach %s (%s); retrying in %.1fs", what, exc, backoff)
+                (self.dependency_outage if self._dependency_down else self.redis_outage).failed(exc)
+                self.backoffs += 1
                 await sleep_unless_stopped(stop, backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
                 continue
+            self.redis_outage.succeeded()
+            self.dependency_outage.succeeded()
             backoff = 0.5
             if not more and burst:
                 return

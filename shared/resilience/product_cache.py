@@ -27,68 +27,29 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Iterable, Sequence
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared.errors import Unavailable
 from shared.keys import Keys
+from shared.resilience.cache_entries import (
+    CacheConfig,
+    Fetch,
+    Lookup,
+    ProductData,
+    _decode,
+    _Entry,
+    _refresh_early,
+)
 from shared.storage.lua import load
 
 log = logging.getLogger(__name__)
 
-XFETCH_BETA = 1.0
 _POLL_SECONDS = 0.02
-
-
-class ProductData(msgspec.Struct, frozen=True, kw_only=True):
-    """What the cart needs of a product (other catalog fields are ignored when decoding)."""
-
-    id: int
-    name: str
-    price: Decimal
-    stock: int
-    is_active: bool
-    category_name: str | None
-    version: int
-
-
-class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True):
-    product: ProductData | None = None
-    fetched_at: float = 0.0
-    fresh_until: float = 0.0
-    delta: float = 0.0
-    # Set only in a tombstone the catalog left: a product at least this new may replace it.
-    min_version: int | None = None
-    deleted: bool = False
-
-
-_ENTRY = msgspec.json.Decoder(_Entry)  # built once: decoding 20 entries per cart read is hot
-
-# Fetches products by id from the source of truth; absent ids do not exist. Raises
-# Unavailable when it cannot answer.
-Fetch = Callable[[list[int]], Awaitable[dict[int, ProductData]]]
-
-
-@dataclass
-class Lookup:
-    """What the cache (and the catalog behind it) could say about some products."""
-
-    found: dict[int, ProductData] = field(default_factory=dict)
-    stale: set[int] = field(default_factory=set)  # served from an expired entry: the catalog failed
-    unknown: set[int] = field(default_factory=set)  # neither catalog nor cache could answer
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    ttl_seconds: float = 300.0
-    stale_seconds: float = 86400.0
-    negative_ttl_seconds: float = 30.0
-    lock_seconds: float = 3.0
 
 
 class ProductCache:
@@ -150,10 +111,11 @@ class ProductCache:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        epoch = await self._epoch()
         started = time.monotonic()
         self.catalog_fetches += 1
         fetched = await fetch(wanted)
-        await self._store(wanted, fetched, time.monotonic() - started)
+        await self._store(wanted, fetched, time.monotonic() - started, epoch)
         return fetched
 
     async def _read(self, ids: Sequence[int]) -> list[_Entry | None]:
@@ -188,7 +150,7 @@ class ProductCache:
 
     async def _fetch_and_store(self, ids: list[int], fetch: Fetch) -> dict[int, ProductData | None]:
         token = uuid.uuid4().hex
-        locked = await self._lock(ids, token)
+        locked, epoch = await self._lock(ids, token)
         try:
             result = await self._wait_for_holders([pid for pid in ids if pid not in locked])
             # Double-checked: another process may have stored a product and released its lock
@@ -199,25 +161,39 @@ class ProductCache:
                 started = time.monotonic()
                 self.catalog_fetches += 1
                 fetched = await fetch(todo)
-                await self._store(todo, fetched, time.monotonic() - started)
+                await self._store(todo, fetched, time.monotonic() - started, epoch)
                 result.update({pid: fetched.get(pid) for pid in todo})
             return result
         finally:
             await self._unlock(locked, token)
 
-    async def _lock(self, ids: list[int], token: str) -> set[int]:
-        """The ids this process may fetch: those whose lock it took (all, if Redis fails)."""
+    async def _lock(self, ids: list[int], token: str) -> tuple[set[int], str | None]:
+        """The ids this process may fetch: those whose lock it took (all, if Redis fails); and
+        the cache's epoch, read before the fetch, in the same round trip."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for pid in ids:
                     pipe.set(
                         self._keys.product_lock(pid), token, nx=True, px=int(self._config.lock_seconds * 1000)
                     )
-                taken = await pipe.execute()
+                _ask_epoch(pipe, self._keys.cache_epoch())
+                *taken, _, epoch = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._redis_failed("lock", exc)
-            return set(ids)
-        return {pid for pid, ok in zip(ids, taken, strict=True) if ok}
+            return set(ids), None
+        return {pid for pid, ok in zip(ids, taken, strict=True) if ok}, _text(epoch)
+
+    async def _epoch(self) -> str | None:
+        """The cache's epoch (made if Redis has none), read before a fetch: a write carries it,
+        and `cache_write.lua` refuses it if Redis lost its data meanwhile (see shared.keys)."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                _ask_epoch(pipe, self._keys.cache_epoch())
+                _, epoch = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._redis_failed("read", exc)
+            return None
+        return _text(epoch)
 
     async def _unlock(self, ids: Iterable[int], token: str) -> None:
         keys = [self._keys.product_lock(pid) for pid in ids]
@@ -252,9 +228,13 @@ class ProductCache:
             ids = [pid for pid in ids if pid not in found]
         return found
 
-    async def _store(self, ids: list[int], fetched: dict[int, ProductData], delta: float) -> None:
+    async def _store(
+        self, ids: list[int], fetched: dict[int, ProductData], delta: float, epoch: str | None
+    ) -> None:
+        if epoch is None:  # Redis could not say what it held before the fetch: write nothing
+            return
         now, c = time.time(), self._config
-        args: list[str | int] = []
+        args: list[str | int] = [epoch]
         for pid in ids:
             product = fetched.get(pid)
             if product is None:
@@ -268,7 +248,9 @@ class ProductCache:
             entry = _Entry(product=product, fetched_at=now, fresh_until=now + fresh, delta=delta)
             args += [msgspec.json.encode(entry).decode(), version, math.ceil(ttl * 1000)]
         try:
-            await self._write(keys=[self._keys.product(pid) for pid in ids], args=args)
+            await self._write(
+                keys=[self._keys.cache_epoch(), *(self._keys.product(pid) for pid in ids)], args=args
+            )
         except (RedisError, OSError) as exc:
             self._redis_failed("write", exc)
 
@@ -284,16 +266,11 @@ class ProductCache:
             self._redis_down = False
 
 
-def _decode(blob: bytes | str | None) -> _Entry | None:
-    if blob is None:
-        return None
-    try:
-        return _ENTRY.decode(blob)
-    except msgspec.DecodeError:  # written by an incompatible version: treat as a miss
-        return None
+def _ask_epoch(pipe: Pipeline, key: str) -> None:
+    """Queue what reads the cache's epoch, making one if Redis has none (it lost its data)."""
+    pipe.set(key, uuid.uuid4().hex, nx=True)
+    pipe.get(key)
 
 
-def _refresh_early(entry: _Entry, now: float) -> bool:
-    """XFetch: refresh before expiry with probability rising as expiry nears, scaled by the
-    fetch time (1 - random() lies in (0, 1], so its log is finite and not positive)."""
-    return now - entry.delta * XFETCH_BETA * math.log(1.0 - random.random()) >= entry.fresh_until
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import uuid
 
-import anyio
 import asyncpg
 import pytest
 from redis.asyncio import Redis
@@ -22,6 +21,7 @@ from shared.config import load_settings
 from shared.keys import Keys
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
+from tests.support.waits import until
 
 
 @pytest.fixture
@@ -69,12 +69,6 @@ async def outbox_event_ids(database_url: str) -> list[str]:
         return [r["event_id"] for r in await conn.fetch("SELECT event_id::text FROM outbox ORDER BY id")]
     finally:
         await conn.close()
-
-
-async def until(predicate, seconds: float = 15) -> None:
-    with anyio.fail_after(seconds):
-        while not await predicate():
-            await anyio.sleep(0.05)  # polling Redis and PostgreSQL, written by the relay task
 
 
 def settings_for(database_url: str, redis_url: str) -> CatalogSettings:

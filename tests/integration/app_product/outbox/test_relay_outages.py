@@ -4,7 +4,6 @@ sends what committed meanwhile, and says so once per outage."""
 import asyncio
 import logging
 
-import anyio
 import pytest
 from redis.asyncio import Redis
 
@@ -13,6 +12,7 @@ from devtools.servers import throwaway_postgres
 from shared.keys import Keys
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.integration.app_product.outbox.test_healing import create_products, settings_for
+from tests.support.waits import until
 
 
 @pytest.fixture
@@ -32,18 +32,16 @@ async def test_the_relay_rides_out_a_database_crash(own_postgres, redis_server, 
     task = asyncio.create_task(relay.run(stop))
     try:
         await create_products(settings, 2)
-        with anyio.fail_after(15):
-            while await redis.xlen(stream) < 2:
-                await anyio.sleep(0.05)  # polling the stream the relay task writes
+        await until(lambda: _length_at_least(redis, stream, 2))
         own_postgres.crash()
-        with anyio.fail_after(15):
-            while not relay.database_outage.down:  # noqa: ASYNC110 (the relay task's state)
-                await anyio.sleep(0.05)
+
+        async def relay_saw_it() -> bool:
+            return relay.database_outage.down
+
+        await until(relay_saw_it)
         own_postgres.start()
         await create_products(settings, 3)
-        with anyio.fail_after(30):
-            while await redis.xlen(stream) < 5:
-                await anyio.sleep(0.05)
+        await until(lambda: _length_at_least(redis, stream, 5), seconds=30)
         assert not task.done()
     finally:
         stop.set()
@@ -53,3 +51,7 @@ async def test_the_relay_rides_out_a_database_crash(own_postgres, redis_server, 
     assert sum(m.startswith("PostgreSQL (relay) cannot be reached") for m in messages) == 1
     assert sum(m.startswith("PostgreSQL (relay) is reachable again") for m in messages) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def _length_at_least(redis: Redis, stream: str, length: int) -> bool:
+    return await redis.xlen(stream) >= length

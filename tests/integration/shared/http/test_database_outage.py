@@ -4,7 +4,6 @@
 import logging
 import uuid
 
-import anyio
 import httpx
 import pytest
 
@@ -16,6 +15,7 @@ from devtools.servers import throwaway_postgres
 from shared.config import load_settings
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import as_user, service_env
+from tests.support.waits import until
 
 OUTAGE = "tag:storefront,2026:problem:database-unavailable"
 
@@ -38,16 +38,20 @@ def outage_logs(caplog) -> list[str]:
 
 async def recovery_logged(caplog) -> None:
     """Wait (with a deadline) for the warning that the database is back: the app probes it."""
-    with anyio.fail_after(10):
-        while len(outage_logs(caplog)) < 2:  # noqa: ASYNC110 (log records: nothing to wait on)
-            await anyio.sleep(0.05)
+
+    async def logged() -> bool:
+        return len(outage_logs(caplog)) >= 2
+
+    await until(logged, seconds=10)
 
 
 async def answers_200(client: httpx.AsyncClient, path: str, headers=None) -> None:
     """Wait (with a deadline) until `path` answers 200: the pools recovered by themselves."""
-    with anyio.fail_after(30):
-        while (await client.get(path, headers=headers)).status_code != 200:  # noqa: ASYNC110
-            await anyio.sleep(0.1)  # polling a server that is restarting
+
+    async def ok() -> bool:
+        return (await client.get(path, headers=headers)).status_code == 200
+
+    await until(ok, seconds=30, poll=0.1)
 
 
 async def test_a_crash_is_503s_logged_once_and_the_catalog_recovers(own_postgres, redis_server, caplog):

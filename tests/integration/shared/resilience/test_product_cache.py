@@ -2,11 +2,13 @@
 stand for two cart processes (all they share is Redis, as processes do)."""
 
 import asyncio
+import contextlib
 import uuid
 from decimal import Decimal
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from devtools.servers import throwaway_redis
 from shared.errors import Unavailable
@@ -189,3 +191,29 @@ async def test_redis_down_reads_the_catalog_directly():
             assert len(catalog.calls) == 2
         finally:
             await client.aclose()
+
+
+@pytest.mark.parametrize("path", ["read", "write"])
+async def test_a_fetch_that_raced_with_a_redis_data_loss_writes_nothing(keys, path):
+    """The catalog changes a product while a cart's fetch of it is on its way, and Redis then
+    loses its data, tombstone and all: the fetch's old answer must not enter the cache (a read
+    would serve it until it expired, after the catalog had answered the change)."""
+    with throwaway_redis() as server:
+        async with Redis.from_url(server.url) as client:
+            reader = cache(client, keys)
+            invalidator = ProductInvalidator(client, keys, tombstone_seconds=60)
+            catalog = Catalog({7: product(7, version=1)})
+
+            async def fetch(ids: list[int]) -> dict[int, ProductData]:
+                old = await catalog.fetch(ids)  # the catalog answered version 1 ...
+                await invalidator.changed([(7, 2)])  # ... then committed version 2,
+                server.lose_data()  # and Redis lost everything, the tombstone included
+                with contextlib.suppress(RedisConnectionError):  # the client's connection died:
+                    await client.ping()  # the cache's write must find Redis answering again
+                return old
+
+            if path == "read":
+                await reader.get_many([7], fetch)
+            else:
+                await reader.refresh([7], fetch)
+            assert await client.get(keys.product(7)) is None

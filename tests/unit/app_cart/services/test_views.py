@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from app_cart.services.views import cart_view, promo_terms, wishlist_view
-from shared.resilience.product_cache import Lookup, ProductData
+from shared.resilience.cache_entries import Lookup, ProductData
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ADDED_AT = datetime(2024, 4, 1, 9, 30, tzinfo=UTC)
