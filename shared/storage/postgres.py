@@ -24,7 +24,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-from databases import Database, DatabaseURL
+import databases
+from databases import DatabaseURL
+from databases.core import Transaction
 
 from shared.config import Settings
 
@@ -50,6 +52,59 @@ async def _reset(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
+class _Transaction(Transaction):
+    """databases' transaction, giving its connection back however the transaction ends.
+
+    databases 0.9 releases a transaction's connection only after its COMMIT or ROLLBACK
+    succeeded (and not at all when BEGIN fails): on a connection the server dropped, the pool
+    slot leaked, and the task stayed bound to the dead connection, so a long-lived task (the
+    worker's loop) failed every statement forever after one database crash, and a web process
+    ran out of pooled connections after as many crashes mid-transaction as its pool size. Here
+    the release is in a `finally`.
+    """
+
+    async def start(self) -> Transaction:
+        connection = self._connection
+        self._transaction = connection._connection.transaction()
+        async with connection._transaction_lock:
+            is_root = not connection._transaction_stack
+            await connection.__aenter__()
+            try:
+                await self._transaction.start(is_root=is_root, extra_options=self._extra_options)
+            except BaseException:
+                self._transaction = None
+                await connection.__aexit__()
+                raise
+            connection._transaction_stack.append(self)
+        return self
+
+    async def commit(self) -> None:
+        await self._end("commit")
+
+    async def rollback(self) -> None:
+        await self._end("rollback")
+
+    async def _end(self, how: str) -> None:
+        connection = self._connection
+        async with connection._transaction_lock:
+            if connection._transaction_stack[-1] is not self:
+                raise RuntimeError("a transaction must end before the one it is nested in")
+            connection._transaction_stack.pop()
+            transaction, self._transaction = self._transaction, None
+            try:
+                if transaction is not None:
+                    await getattr(transaction, how)()
+            finally:
+                await connection.__aexit__()
+
+
+class Database(databases.Database):
+    """`databases.Database` whose transactions release their connection even when it died."""
+
+    def transaction(self, *, force_rollback: bool = False, **kwargs: Any) -> Transaction:
+        return _Transaction(self.connection, force_rollback=force_rollback, **kwargs)
+
+
 def create_database(settings: Settings) -> Database:
     return Database(
         settings.database_url,
@@ -60,7 +115,7 @@ def create_database(settings: Settings) -> Database:
     )
 
 
-async def connect(db: Database) -> None:
+async def connect(db: databases.Database) -> None:
     """Open the pool. A process must start even while the database is down (it answers 503s
     and /ready says why, rather than crash-looping): if the first connections cannot be made,
     the pool opens empty and connects on first use."""
@@ -141,7 +196,7 @@ def connect_arguments(url: str) -> dict[str, Any]:
     return arguments
 
 
-async def fetch_fast(source: Database | ReadPool, sql: str, *args: Any) -> list[asyncpg.Record]:
+async def fetch_fast(source: databases.Database | ReadPool, sql: str, *args: Any) -> list[asyncpg.Record]:
     """Rows of `sql` (with `$1`-style parameters), straight through asyncpg. For the few hottest
     reads only; everything else goes through `databases`. Given the `Database`, it runs on the
     calling task's connection, so inside a `db.transaction()` it reads that transaction's
@@ -161,7 +216,7 @@ def inserted(row: Any) -> Mapping[str, Any]:
     return mapping
 
 
-async def expire_connections(db: Database, *reads: ReadPool) -> None:
+async def expire_connections(db: databases.Database, *reads: ReadPool) -> None:
     """Replace every pooled connection at its next use: after an outage, a connection that looks
     open may be dead (one whose server went away without a word is only found out by a query).
     asyncpg already replaces connections it saw close; this covers the ones it did not."""
@@ -172,12 +227,12 @@ async def expire_connections(db: Database, *reads: ReadPool) -> None:
         await read_pool.expire_connections()
 
 
-async def ping(db: Database) -> None:
+async def ping(db: databases.Database) -> None:
     await db.fetch_val("SELECT 1")
 
 
 async def compare_and_set(
-    db: Database,
+    db: databases.Database,
     table: str,
     columns: str,
     allowed: frozenset[str],
