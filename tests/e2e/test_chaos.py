@@ -298,7 +298,7 @@ async def test_the_system_converges_through_kills_crashes_and_a_redis_data_loss(
         finally:
             for process in processes.values():
                 process.kill()
-    logs = "".join(path.read_text() for path in tmp_path.glob("*.log"))
+    logs = await asyncio.to_thread(lambda: "".join(path.read_text() for path in tmp_path.glob("*.log")))
     repairs = {
         "relay resends": logs.count("Redis lost catalog events"),
         "sweep repairs": logs.count("anti-entropy sweep repaired"),
