@@ -57,3 +57,6 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request it sends at INFO: the cart's calls to the catalog would double
+    # the access log. Its warnings still come through.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
