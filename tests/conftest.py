@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,14 +43,26 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# A caller that runs the suite many times (scripts/mutation: once per mutant) starts the
+# servers once itself, in throwaway folders of its own, and names their ports here.
+SHARED_POSTGRES_PORT = "STOREFRONT_TEST_POSTGRES_PORT"
+SHARED_REDIS_PORT = "STOREFRONT_TEST_REDIS_PORT"
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
+    if port := os.environ.get(SHARED_POSTGRES_PORT):
+        yield PostgresServer(Path(os.devnull), int(port))
+        return
     with throwaway_postgres() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
+    if port := os.environ.get(SHARED_REDIS_PORT):
+        yield RedisServer(Path(os.devnull), int(port))
+        return
     with throwaway_redis() as server:
         yield server
 

@@ -2,7 +2,8 @@
 
 One pooled `httpx.AsyncClient` per process (opened in the app's lifespan), with connect and read
 timeouts from settings. Every request asks the shared circuit breaker first and reports how it
-went (connection errors, timeouts and 5xx are failures; other 4xx are ignored: the catalog works).
+went (connection errors, timeouts, 5xx and bodies it cannot read are failures; other 4xx are
+ignored: the catalog works).
 A catalog that cannot be reached, or a breaker that is open, raises `CatalogUnavailable`, a 503
 problem (with Retry-After when the breaker says how long). Reads go through the Redis product
 cache (`shared.resilience.product_cache`): `lookup`, for what a shopper sees (stale data allowed, marked).
@@ -106,12 +107,16 @@ class ProductClient:
             await self.breaker.report(permit, Outcome.FAILURE if failed else Outcome.IGNORED, elapsed)
             log.warning("catalog answered %s: %s", response.status_code, response.text[:200])
             raise CatalogUnavailable(f"The catalog answered {response.status_code}; try again shortly.")
-        await self.breaker.report(permit, Outcome.SUCCESS, elapsed)
         try:
-            return self._decoder.decode(response.content).items
+            products = self._decoder.decode(response.content).items
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+            # A catalog answering what the cart cannot read is failing, as a 5xx is: counted,
+            # so that it opens the breaker (and a half-open probe does not close it).
+            await self.breaker.report(permit, Outcome.FAILURE, elapsed)
             log.error("catalog sent an unexpected body: %s", exc)
             raise CatalogUnavailable("The catalog sent an answer the cart cannot read.") from None
+        await self.breaker.report(permit, Outcome.SUCCESS, elapsed)
+        return products
 
 
 BREAKER_NAME = "product_service"

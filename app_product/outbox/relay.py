@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
 
 import asyncpg
@@ -155,7 +156,9 @@ class Relay:
     async def _loop(
         self, conn: asyncpg.Connection, stop: asyncio.Event, wake: asyncio.Event, burst: bool
     ) -> None:
-        backoff, pruned_at, trimmed_at = 0.5, 0.0, 0.0
+        # -inf: the first idle round prunes and trims (monotonic() counts from boot, and a
+        # relay started on a fresh machine would otherwise wait until its uptime passed both).
+        backoff, pruned_at, trimmed_at = 0.5, -math.inf, -math.inf
         while not stop.is_set():
             wake.clear()
             try:

@@ -3,14 +3,31 @@
 import asyncio
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 from redis import Redis
 
 from tests.support.env import as_user, make_token
 from tests.support.processes import new_prefix, prepare, running_cart, running_catalog, wait_until
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
+
+METRICS_READER = {"Authorization": f"Bearer {make_token('metrics-reader', roles=('metrics',))}"}
+FETCHES = "storefront_product_cache_catalog_fetches_total"
+MISSES = 'storefront_product_cache_lookups_total{result="miss"}'
+# Statements waiting for the products table (a catalog read held back by the test's lock).
+WAITING_FOR_PRODUCTS = "SELECT count(*) FROM pg_locks WHERE relation = 'products'::regclass AND NOT granted"
+
+
+async def counter(cart_url: str, series: str) -> int:
+    """A counter of a cart process, from its /metrics."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        metrics = await client.get(f"{cart_url}/metrics", headers=METRICS_READER)
+    metrics.raise_for_status()
+    [value] = [line.rsplit(" ", 1)[1] for line in metrics.text.splitlines() if line.startswith(f"{series} ")]
+    return int(float(value))
 
 
 def fresh_databases(postgres, redis_server) -> tuple[str, str]:
@@ -70,10 +87,12 @@ def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, red
     admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
     shoppers = [as_user(f"cold-{i}") for i in range(10)]
     catalog_log = tmp_path / "catalog.log"
+    # Slack for the stall below: the catalog answers late, and must still count as answering.
+    slack = {"CATALOG_READ_TIMEOUT": "10", "CACHE_LOCK_SECONDS": "10"}
     with (
         running_catalog(catalog_db, redis_server.url, prefix=prefix, log=catalog_log) as (catalog_url, _),
-        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix) as (first_url, _),
-        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix) as (second_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix, **slack) as (first_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix, **slack) as (second_url, _),
         httpx.Client(base_url=catalog_url, timeout=5) as catalog,
     ):
         product = catalog.post(
@@ -89,6 +108,7 @@ def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, red
         with Redis.from_url(redis_server.url) as redis:
             redis.delete(f"{prefix}:product:{product['id']}")  # cold again
         batch_calls = catalog_log.read_text().count('"route":"/api/products"')
+        carts = (first_url, second_url)
 
         async def burst() -> list[httpx.Response]:
             async with (
@@ -103,9 +123,35 @@ def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, red
                     )
                 )
 
-        responses = asyncio.run(burst())
+        async def burst_while_the_catalog_stalls() -> tuple[list[httpx.Response], int]:
+            """The burst, with the catalog's reads of products held back until both processes
+            have missed the cold product: they race for it in every run, not only when the
+            timing happens to make them. The catalog fetches the carts made, by their counts."""
+            fetched_before = sum([await counter(url, FETCHES) for url in carts])
+            missed_before = [await counter(url, MISSES) for url in carts]
+            stall = await asyncpg.connect(catalog_db)
+            try:
+                async with stall.transaction():
+                    await stall.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+                    sending = asyncio.ensure_future(burst())
+
+                    async def both_missed_while_a_fetch_waits() -> bool:
+                        missed = [await counter(url, MISSES) for url in carts]
+                        waiting = await stall.fetchval(WAITING_FOR_PRODUCTS)
+                        return waiting > 0 and all(m > b for m, b in zip(missed, missed_before, strict=True))
+
+                    await until(both_missed_while_a_fetch_waits, seconds=8)
+                responses = await sending  # every response is in: so is every fetch the carts made
+            finally:
+                await stall.close()
+            return responses, sum([await counter(url, FETCHES) for url in carts]) - fetched_before
+
+        responses, fetched = asyncio.run(burst_while_the_catalog_stalls())
         assert [r.status_code for r in responses] == [200] * 200
         assert all(r.json()["items"][0]["unit_price"] == "1.00" for r in responses)
-        wait_until(lambda: catalog_log.read_text().count('"route":"/api/products"') >= batch_calls + 1)
+        # No fetch can still come; the catalog logs each request after answering it, so wait
+        # until it has logged every fetch the carts counted (more would fail below, not hang).
+        wait_until(lambda: catalog_log.read_text().count('"route":"/api/products"') - batch_calls >= fetched)
         # One per process would be 2; the per-product Redis lock makes it 1.
+        assert fetched == 1
         assert catalog_log.read_text().count('"route":"/api/products"') - batch_calls == 1

@@ -486,12 +486,23 @@ async def test_operators_list_show_replay_and_discard_dead_events(system):
         await dead.discard(dead_id)
 
 
-def test_discard_needs_a_confirmation(redis_server, monkeypatch):
+async def test_discard_needs_a_confirmation_and_then_drops_the_dead_event(system, redis_server, monkeypatch):
     from shared.events.cli import main
 
+    _, dead_id = await park_a_poison_event(system)
     monkeypatch.setenv("ENV", "test")
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    assert main(["discard", "1-1"]) == 1
+    monkeypatch.setenv("REDIS_KEY_PREFIX", system.keys.prefix)
+    redis, dead_key = system.worker.redis, system.keys.dead_event(dead_id)
+    assert await asyncio.to_thread(main, ["discard", dead_id]) == 1  # refused without --yes
+    assert (
+        await redis.exists(dead_key)
+        and (await redis.xpending(system.keys.catalog_events(), GROUP))["pending"]
+    )
+    assert await asyncio.to_thread(main, ["discard", dead_id, "--yes"]) == 0
+    assert not await redis.exists(dead_key)
+    assert (await redis.xpending(system.keys.catalog_events(), GROUP))["pending"] == 0
+    assert await asyncio.to_thread(main, ["discard", dead_id, "--yes"]) == 1  # no longer dead
 
 
 async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(system, monkeypatch):
@@ -664,3 +675,27 @@ async def test_a_poison_event_in_a_batch_fails_alone_and_the_others_are_applied(
     assert [entry["message_id"] for entry in pending] == ids[1:4]  # only the three that failed
     assert sorted(await redis.hkeys(system.keys.event_errors())) == ids[1:4]  # each with its reason
     assert (system.worker.applied, system.worker.failed) == (3, 3)
+
+
+async def test_an_older_event_in_a_later_batch_changes_nothing(system):
+    """The version guard in the snapshot UPDATE, across batches (within one batch the merge
+    alone keeps the newest): version 3 applied, then version 2 arrives late, alone."""
+    await items_in_carts(system, 301)
+    await system.worker.ensure_group()
+    await send(system, product_event(301, 3, "3.00"))
+    await system.work()
+    await send(system, product_event(301, 2, "2.00"))
+    await system.work()
+    item = await system.cart_item(301)
+    assert (str(item["current_price"]), item["product_version"], item["product_name"]) == (
+        "3.00",
+        3,
+        "p301 v3",
+    )
+    await send(system, product_event(301, 4, type_="product.deleted"))
+    await system.work()
+    await send(system, product_event(301, 3, "3.50"))  # a state older than the deletion, late
+    await system.work()
+    item = await system.cart_item(301)
+    assert (item["is_available"], item["product_version"]) == (False, 4)
+    assert system.worker.failed == 0

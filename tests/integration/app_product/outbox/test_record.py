@@ -96,7 +96,7 @@ async def test_refused_writes_record_nothing(catalog, admin, new_product, outbox
     assert await outbox("product", product["id"]) == before
 
 
-async def test_the_relay_is_woken_when_a_change_commits(catalog, admin, catalog_db_url, unique):
+async def test_a_committed_change_notifies_the_relays_channel(catalog, admin, catalog_db_url, unique):
     listener = await asyncpg.connect(catalog_db_url)
     woken = asyncio.Event()
     await listener.add_listener("storefront_outbox", lambda *_: woken.set())

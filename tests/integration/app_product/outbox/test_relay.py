@@ -1,6 +1,7 @@
 """The outbox relay on real PostgreSQL and Redis: order, late commits, outages, resends, leadership."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,8 +18,9 @@ from redis.exceptions import ResponseError
 from app_product.app import open_catalog
 from app_product.catalog import categories, products
 from app_product.catalog.models import CategoryCreate, ProductCreate, ProductPatch
+from app_product.outbox import relay as relay_module
 from app_product.outbox.cli import resend
-from app_product.outbox.relay import Relay
+from app_product.outbox.relay import LOCK_KEY, Relay
 from app_product.settings import CatalogSettings
 from devtools.servers import throwaway_redis
 from shared.config import load_settings
@@ -30,6 +32,7 @@ from shared.storage.lua import load
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.processes import wait_until
+from tests.support.waits import until
 
 
 @pytest.fixture
@@ -209,3 +212,190 @@ async def test_a_malformed_append_appends_nothing(redis_server):
             await append(keys=keys, args=["", "", 2, "type", "event", "c", "3", "d"])  # one short
         assert [fields[b"type"] for _, fields in await redis.xrange(stream)] == [b"a", b"b"]
         await redis.delete(stream)
+
+
+# Tests of the relay running as a service (not in burst mode) poll far less often than they wait:
+# what they see within DEADLINE can only come from what they test (no pause between batches, a
+# notification, the first idle round), never from a poll.
+LONG_POLL = "30"
+DEADLINE = 5.0
+
+
+async def insert_unsent(database_url: str, count: int) -> None:
+    """`count` unsent rows, as a change would record them but without its NOTIFY: nothing wakes
+    the relay for these."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.executemany(
+            "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at)"
+            " VALUES ($1, 'category.created', $2, 1, '{}', now())",
+            [(uuid.uuid4(), aggregate_id) for aggregate_id in range(1, count + 1)],
+        )
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def relay_running(relay: Relay):
+    """`relay.run(stop)` as a task (not burst) until the block ends. On the way out it is told
+    to stop, and must return within DEADLINE."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        yield
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    else:
+        stop.set()
+        with anyio.fail_after(DEADLINE):
+            await task
+    finally:
+        await relay.redis.aclose()
+
+
+async def equals(value, expected) -> bool:
+    """For `until`: whether the awaitable `value` gives `expected`."""
+    return await value == expected
+
+
+async def stream_length(redis_url: str, settings: CatalogSettings) -> int:
+    async with Redis.from_url(redis_url) as redis:
+        return int(await redis.xlen(Keys(settings.redis_key_prefix).catalog_events()))
+
+
+async def test_a_backlog_larger_than_a_batch_is_sent_without_pausing_between_batches(
+    catalog_db, redis_server
+):
+    settings = settings_for(catalog_db, redis_server.url, RELAY_BATCH_SIZE="2", RELAY_POLL_SECONDS=LONG_POLL)
+    await insert_unsent(catalog_db, 7)  # four batches: 2, 2, 2, 1
+    async with relay_running(Relay(settings, Redis.from_url(redis_server.url))):
+        # A relay that paused after a full batch would wait a whole poll (30 s) before the next.
+        await until(lambda: equals(stream_length(redis_server.url, settings), 7), seconds=DEADLINE)
+        await until(lambda: equals(unsent(catalog_db), 0), seconds=DEADLINE)
+    entries = await stream_events(redis_server.url, settings)
+    assert [e["aggregate_id"] for e in entries] == [str(i) for i in range(1, 8)]  # in id order
+
+
+async def relay_lock_waiters(conn: asyncpg.Connection) -> int:
+    """Sessions of this database waiting for the relay lock (a standby relay)."""
+    unsigned = LOCK_KEY & 0xFFFF_FFFF_FFFF_FFFF  # a bigint key is shown as two 32-bit halves
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1",
+            unsigned >> 32,
+            unsigned & 0xFFFF_FFFF,
+        )
+    )
+
+
+async def test_a_standby_relay_stops_when_told_without_sending(catalog_db, redis_server):
+    settings = settings_for(catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL)
+    await insert_unsent(catalog_db, 1)
+    holder = await asyncpg.connect(catalog_db)  # another relay, as far as this one can tell
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        relay = Relay(settings, Redis.from_url(redis_server.url))
+        stop = asyncio.Event()
+        standby = asyncio.create_task(relay.run(stop))
+        try:
+            await until(lambda: equals(relay_lock_waiters(holder), 1), seconds=DEADLINE)
+            stop.set()
+            done, _ = await asyncio.wait({standby}, timeout=DEADLINE)
+            assert standby in done, "a stopped standby relay kept waiting for the lock"
+            await standby  # returned, not raised
+        finally:
+            standby.cancel()
+            with contextlib.suppress(BaseException):
+                await standby
+            await relay.redis.aclose()
+        # Its wait for the lock went with it: the lock is not taken over behind our back.
+        await until(lambda: equals(relay_lock_waiters(holder), 0), seconds=DEADLINE)
+    finally:
+        await holder.close()
+    assert relay.sent == 0
+    assert await stream_length(redis_server.url, settings) == 0
+    assert await unsent(catalog_db) == 1
+
+
+async def outbox_ids(database_url: str) -> list[int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return [row["id"] for row in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
+    finally:
+        await conn.close()
+
+
+async def test_a_running_relay_prunes_old_rows_and_trims_what_every_group_acknowledged(
+    catalog_db, redis_server
+):
+    settings = settings_for(
+        catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL, STREAM_RETENTION_SECONDS="0"
+    )
+    stream = Keys(settings.redis_key_prefix).catalog_events()
+    await make_changes(settings)
+    sender = Relay(settings, Redis.from_url(redis_server.url))
+    await sender.run(asyncio.Event(), burst=True)  # a burst neither prunes nor trims
+    await sender.redis.aclose()
+    async with Redis.from_url(redis_server.url) as redis:
+        # A consumer group that has read and acknowledged every entry.
+        await redis.xgroup_create(stream, "readers", id="0")
+        [[_, read]] = await redis.xreadgroup("readers", "reader-1", {stream: ">"})
+        assert await redis.xack(stream, "readers", *(entry_id for entry_id, _ in read)) == 3
+        assert await redis.xlen(stream) == 3
+    conn = await asyncpg.connect(catalog_db)
+    try:
+        # The category's event was sent long ago; the product's two recently.
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() - interval '100 hours' WHERE event_type LIKE 'category.%'"
+        )
+        recent = [
+            row["id"] for row in await conn.fetch("SELECT id FROM outbox WHERE event_type LIKE 'product.%'")
+        ]
+    finally:
+        await conn.close()
+    async with relay_running(Relay(settings, Redis.from_url(redis_server.url))):
+        # Both happen on the relay's first idle round, long before its next poll.
+        await until(lambda: equals(outbox_ids(catalog_db), sorted(recent)), seconds=DEADLINE)
+        await until(lambda: equals(stream_length(redis_server.url, settings), 0), seconds=DEADLINE)
+
+
+class Rollback(Exception):
+    pass
+
+
+async def test_the_relay_is_woken_when_a_change_commits(catalog_db, redis_server, monkeypatch):
+    settings = settings_for(catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL)
+    idle = asyncio.Event()  # set each time the relay starts waiting for a wake-up (or its poll)
+    waiting = relay_module._wait_any
+
+    async def idling(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+        idle.set()
+        await waiting(stop, wake, seconds)
+
+    monkeypatch.setattr(relay_module, "_wait_any", idling)
+    async with (
+        relay_running(Relay(settings, Redis.from_url(redis_server.url))),
+        open_catalog(settings) as catalog,
+    ):
+        # Idle, listening, and 30 s from its next poll: a change committed from now on is sent
+        # within DEADLINE only if its commit wakes the relay.
+        with anyio.fail_after(DEADLINE):
+            await idle.wait()
+        with pytest.raises(Rollback):
+            async with catalog.db.transaction():
+                await categories.create_category(
+                    catalog.db, CategoryCreate(name=f"Gone{uuid.uuid4().hex[:6]}")
+                )
+                raise Rollback  # neither its row nor its notification survive
+        kept = await categories.create_category(
+            catalog.db, CategoryCreate(name=f"Kept{uuid.uuid4().hex[:6]}")
+        )
+        await until(lambda: equals(stream_length(redis_server.url, settings), 1), seconds=DEADLINE)
+    [entry] = await stream_events(redis_server.url, settings)
+    assert (entry["type"], entry["aggregate_id"]) == ("category.created", str(kept.id))
+    assert await unsent(catalog_db) == 0

@@ -4,6 +4,7 @@ import asyncio
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 
 import anyio
 import pytest
@@ -11,8 +12,9 @@ from redis.asyncio import Redis
 
 from devtools.servers import throwaway_redis
 from shared.keys import Keys
-from shared.resilience.breaker import BreakerOpen, CircuitBreaker, Outcome
+from shared.resilience.breaker import BreakerOpen, CircuitBreaker, Outcome, Permit
 from tests.support.breaker_probe import CONFIG
+from tests.support.waits import until
 
 
 @pytest.fixture
@@ -173,3 +175,129 @@ async def test_without_redis_each_process_decides_alone():
             assert breaker.fallbacks >= CONFIG.min_calls
         finally:
             await client.aclose()
+
+
+# Leases far longer than a test: a probe's slot is freed only by its report, never by time.
+LONG_LEASES = replace(CONFIG, probe_lease_seconds=60)
+
+
+async def test_probes_that_succeeded_keep_their_slots_until_k_successes_close_it(redis_server):
+    clients = [Redis.from_url(redis_server.url) for _ in range(2)]
+    keys, name = Keys(f"t{uuid.uuid4().hex[:8]}"), "catalog"
+    first, second = (CircuitBreaker(client, keys, name, LONG_LEASES) for client in clients)
+    key = keys.breaker(name)
+    try:
+        await open_it(first)
+        await wait_for_half_open(second)
+        probes = [await first.acquire() for _ in range(CONFIG.half_open_probes)]
+        assert all(probe.probe for probe in probes)
+        for done, probe in enumerate(probes[:-1], start=1):
+            assert await first.report(probe, Outcome.SUCCESS, 0.01) == "recorded"
+            shown = await state(clients[0], key)
+            assert (shown["state"], shown["probe_successes"]) == ("half_open", str(done))
+            for breaker in (first, second):  # a success holds its slot: no further probe
+                with pytest.raises(BreakerOpen) as busy:
+                    await breaker.acquire()
+                assert 0 < busy.value.retry_after <= LONG_LEASES.probe_lease_seconds
+        assert await first.report(probes[-1], Outcome.SUCCESS, 0.01) == "closed"
+        assert (await state(clients[0], key))["state"] == "closed"
+        calls = [await second.acquire() for _ in range(CONFIG.half_open_probes + 2)]
+        assert not any(call.probe for call in calls)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+# Without Redis: a recovery short enough to wait out, leases that never lapse during a test.
+LOCAL = replace(CONFIG, recovery_seconds=0.3, probe_lease_seconds=60)
+
+
+@pytest.fixture(scope="module")
+def dead_redis_url():
+    """The address of a Redis that was started, then stopped: every call to it fails."""
+    with throwaway_redis() as server:
+        server.stop()
+        yield server.url
+
+
+@pytest.fixture
+async def local_breaker(dead_redis_url):
+    client = Redis.from_url(dead_redis_url, socket_connect_timeout=0.2, socket_timeout=0.2)
+    yield CircuitBreaker(client, Keys(f"t{uuid.uuid4().hex[:8]}"), "catalog", LOCAL)
+    await client.aclose()
+
+
+async def first_probe(breaker) -> Permit:
+    """Wait out the recovery time; the first call admitted then (a probe)."""
+    admitted: list[Permit] = []
+
+    async def admits() -> bool:
+        try:
+            admitted.append(await breaker.acquire())
+        except BreakerOpen:
+            return False
+        return True
+
+    await until(admits, seconds=5, poll=0.02)
+    return admitted[0]
+
+
+async def open_locally(breaker) -> None:
+    await open_it(breaker)
+    with pytest.raises(BreakerOpen) as refused:
+        await breaker.acquire()
+    assert 0 < refused.value.retry_after <= LOCAL.recovery_seconds
+
+
+async def test_without_redis_half_open_admits_exactly_k_probes_and_k_successes_close_it(local_breaker):
+    breaker = local_breaker
+    await open_locally(breaker)
+    probes = [await first_probe(breaker)]
+    probes += [await breaker.acquire() for _ in range(CONFIG.half_open_probes - 1)]
+    assert all(probe.probe and probe.local for probe in probes)
+    with pytest.raises(BreakerOpen):  # probe K+1
+        await breaker.acquire()
+    for probe in probes[:-1]:
+        assert await breaker.report(probe, Outcome.SUCCESS, 0.01) == "local"
+        with pytest.raises(BreakerOpen):  # a success keeps its slot taken
+            await breaker.acquire()
+    await breaker.report(probes[-1], Outcome.SUCCESS, 0.01)
+    calls = [await breaker.acquire() for _ in range(CONFIG.half_open_probes + 2)]  # closed
+    assert all(call.local and not call.probe for call in calls)
+    assert breaker.fallbacks >= CONFIG.min_calls + len(probes) + len(calls)
+    # Closed afresh: the failures that opened it are forgotten, it takes min_calls to open again.
+    for call in calls[: CONFIG.min_calls - 1]:
+        await breaker.report(call, Outcome.FAILURE, 0.01)
+    assert not (await breaker.acquire()).probe
+
+
+async def test_without_redis_a_failed_probe_opens_it_again(local_breaker):
+    breaker = local_breaker
+    await open_locally(breaker)
+    probes = [await first_probe(breaker)]
+    probes += [await breaker.acquire() for _ in range(CONFIG.half_open_probes - 1)]
+    assert all(probe.probe for probe in probes)
+    await breaker.report(probes[0], Outcome.SUCCESS, 0.01)
+    await breaker.report(probes[1], Outcome.FAILURE, 0.01)
+    with pytest.raises(BreakerOpen) as refused:
+        await breaker.acquire()
+    assert 0 < refused.value.retry_after <= LOCAL.recovery_seconds  # a whole recovery time again
+    await breaker.report(probes[2], Outcome.SUCCESS, 0.01)  # of the half-open that is over
+    with pytest.raises(BreakerOpen):
+        await breaker.acquire()
+    # The next half-open starts with every slot free again.
+    again = [await first_probe(breaker)]
+    again += [await breaker.acquire() for _ in range(CONFIG.half_open_probes - 1)]
+    assert all(probe.probe for probe in again)
+    with pytest.raises(BreakerOpen):
+        await breaker.acquire()
+
+
+async def test_without_redis_a_slow_probe_opens_it_again(local_breaker):
+    breaker = local_breaker
+    await open_locally(breaker)
+    probe = await first_probe(breaker)
+    await breaker.report(probe, Outcome.SUCCESS, CONFIG.slow_call_seconds)
+    with pytest.raises(BreakerOpen) as refused:
+        await breaker.acquire()
+    assert 0 < refused.value.retry_after <= LOCAL.recovery_seconds
