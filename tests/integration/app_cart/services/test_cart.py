@@ -1,13 +1,16 @@
 """The cart through its HTTP API, reading products from a real catalog (served in-process)."""
 
 import asyncio
+import uuid
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.conftest import serve_cart
 from tests.support.cart_api import add, cart_of
 from tests.support.env import as_user
+from tests.support.waits import until
 
 PROBLEM = "application/problem+json"
 
@@ -81,10 +84,12 @@ async def test_bad_quantity_is_refused_and_changes_nothing(cart, user, new_produ
 async def test_quantity_limit_counts_what_is_already_there(cart, user, new_product):
     product = await new_product(stock=500)
     await add(cart, user, product["id"], 60)
+    before = await cart_of(cart, user)
     response = await add(cart, user, product["id"], 40)
     assert response.status_code == 422
-    assert response.json()["limit"] == 99
-    assert [item["quantity"] for item in (await cart_of(cart, user))["items"]] == [60]
+    assert (response.json()["limit"], response.json()["errors"][0]["field"]) == (99, "quantity")
+    assert [item["quantity"] for item in before["items"]] == [60]
+    assert await cart_of(cart, user) == before
 
 
 async def test_unknown_inactive_and_short_products_are_refused(cart, user, new_product):
@@ -189,8 +194,109 @@ async def test_a_cart_holds_a_limited_number_of_products(cart_env, catalog_trans
         products = [await new_product() for _ in range(3)]
         assert (await add(small, user, products[0]["id"])).status_code == 200
         assert (await add(small, user, products[1]["id"])).status_code == 200
-        assert (await add(small, user, products[2]["id"])).status_code == 422
-        assert (await add(small, user, products[0]["id"])).status_code == 200  # more of one it holds
+        before = await cart_of(small, user)
+        refused = await add(small, user, products[2]["id"])
+        assert refused.status_code == 422
+        assert refused.json()["errors"] == [
+            {"field": "product_id", "message": "a cart holds at most 2 different products"}
+        ]
+        assert await cart_of(small, user) == before
+        more = await add(small, user, products[0]["id"])  # more of one it holds
+        assert more.status_code == 200
+        assert [(i["product_id"], i["quantity"]) for i in more.json()["items"]] == [
+            (products[0]["id"], 2),
+            (products[1]["id"], 1),
+        ]
+
+
+async def race_behind_a_held_cart(cart_db_url, user_id, calls):
+    """Start `calls` together while the test holds the user's cart row (FOR UPDATE, as a slow
+    transaction might), release it once each is waiting on a lock or has answered, and return
+    their answers. The cart's own lock then has to order them; a write
+    that skipped it would still read before anyone wrote, since inserting an item waits on
+    this lock too (the item's foreign key): a race that is lost every time, not by luck."""
+    gate, watcher = await asyncpg.connect(cart_db_url), await asyncpg.connect(cart_db_url)
+    try:
+        async with gate.transaction():
+            locked = await gate.fetchval("SELECT id FROM carts WHERE user_id = $1 FOR UPDATE", user_id)
+            assert locked is not None, "the cart must exist before the race"
+            racers = [asyncio.create_task(call) for call in calls]
+
+            async def all_waiting_or_done() -> bool:
+                waiting = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return waiting + sum(racer.done() for racer in racers) >= len(racers)
+
+            await until(all_waiting_or_done)
+        return await asyncio.gather(*racers)
+    finally:
+        await gate.close()
+        await watcher.close()
+
+
+async def an_empty_cart(cart, user, product) -> None:
+    """The user's cart exists (so a test can hold its row) and is empty."""
+    assert (await add(cart, user, product["id"])).status_code == 200
+    assert (await cart.delete(f"/api/cart/items/{product['id']}", headers=user)).status_code == 200
+    assert (await cart_of(cart, user))["items"] == []
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["cart-held", "new-cart"])
+async def test_concurrent_adds_of_different_products_never_pass_the_item_limit(
+    cart_env, catalog_transport, cart_db_url, new_product, held
+):
+    limit = 3
+    user_id = f"item-limit-{uuid.uuid4().hex[:10]}"
+    user = as_user(user_id)
+    products = [await new_product(stock=10) for _ in range(limit + 5)]
+    async with serve_cart({**cart_env, "MAX_CART_ITEMS": str(limit)}, catalog_transport) as (_, small):
+        if held:
+            await an_empty_cart(small, user, products[0])
+        adds = [add(small, user, product["id"], 1) for product in products]
+        if held:
+            responses = await race_behind_a_held_cart(cart_db_url, user_id, adds)
+        else:  # the first add creates the cart while the others wait for it
+            responses = await asyncio.gather(*adds)
+        answers = [(r.status_code, r.text) for r in responses]
+        assert sorted(r.status_code for r in responses) == [200] * limit + [422] * 5, answers
+        for response in responses:
+            if response.status_code == 422:
+                assert response.json()["errors"] == [
+                    {"field": "product_id", "message": f"a cart holds at most {limit} different products"}
+                ]
+        added = {p["id"] for p, r in zip(products, responses, strict=True) if r.status_code == 200}
+        body = await cart_of(small, user)
+    assert {(i["product_id"], i["quantity"]) for i in body["items"]} == {(pid, 1) for pid in added}
+    assert len(body["items"]) == limit
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["cart-held", "new-cart"])
+async def test_concurrent_adds_of_one_product_never_pass_the_quantity_limit(
+    cart_env, catalog_transport, cart_db_url, new_product, held
+):
+    user_id = f"quantity-limit-{uuid.uuid4().hex[:10]}"
+    user = as_user(user_id)
+    product = await new_product(stock=100)
+    async with serve_cart({**cart_env, "MAX_ITEM_QUANTITY": "10"}, catalog_transport) as (_, capped):
+        if held:
+            await an_empty_cart(capped, user, product)
+        adds = [add(capped, user, product["id"], 3) for _ in range(8)]
+        if held:
+            responses = await race_behind_a_held_cart(cart_db_url, user_id, adds)
+        else:
+            responses = await asyncio.gather(*adds)
+        answers = [(r.status_code, r.text) for r in responses]
+        assert {r.status_code for r in responses} <= {200, 422}, answers
+        for response in responses:
+            if response.status_code == 422:
+                body = response.json()
+                assert (body["limit"], body["errors"][0]["field"]) == (10, "quantity"), answers
+        accepted = sum(r.status_code == 200 for r in responses)
+        items = (await cart_of(capped, user))["items"]
+    # Whichever order they ran in, 3 + 3 + 3 fit and a fourth would make 12.
+    assert (accepted, [(i["product_id"], i["quantity"]) for i in items]) == (3, [(product["id"], 9)])
 
 
 class DeadCatalog(httpx.AsyncBaseTransport):

@@ -4,10 +4,13 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
+from tests.conftest import serve_cart
 from tests.support.cart_api import add, cart_of
 from tests.support.env import as_user
+from tests.support.waits import until
 
 
 @pytest.fixture
@@ -160,8 +163,14 @@ async def test_refusals_say_why(cart, user, new_code, new_product, fields, reaso
 async def test_unknown_code(cart, user, code):
     response = await apply(cart, user, code)
     assert response.status_code == 422
-    if "\u0000" not in code:
-        assert response.json()["reason"] == "unknown"
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    if "\u0000" in code:  # not even a line of text: refused by the body's schema, before any lookup
+        assert body["type"].endswith(":validation-failed") and "reason" not in body
+        assert body["errors"][0]["field"] == "code"
+    else:  # the problem names the code as it was looked up (upper case)
+        assert body["type"].endswith(":promo-code-refused")
+        assert (body["reason"], body["code"]) == ("unknown", code.upper())
 
 
 async def test_used_up(cart, new_code, new_product):
@@ -171,7 +180,10 @@ async def test_used_up(cart, new_code, new_product):
         await cart_worth(cart, user, new_product, "10.00")
     assert (await apply(cart, first, code["code"])).status_code == 200
     refused = await apply(cart, second, code["code"])
-    assert (refused.status_code, refused.json()["reason"]) == (422, "used_up")
+    assert refused.status_code == 422
+    assert (refused.json()["reason"], refused.json()["code"]) == ("used_up", code["code"])
+    assert (await cart_of(cart, second))["promo"] is None
+    assert (await cart_of(cart, first))["promo"]["code"] == code["code"]
 
 
 async def test_once_per_user_survives_removing_the_code(cart, user, new_code, new_product):
@@ -180,7 +192,9 @@ async def test_once_per_user_survives_removing_the_code(cart, user, new_code, ne
     assert (await apply(cart, user, code["code"])).status_code == 200
     assert (await cart.delete("/api/cart/promo", headers=user)).status_code == 200
     again = await apply(cart, user, code["code"])
-    assert (again.status_code, again.json()["reason"]) == (422, "already_used")
+    assert again.status_code == 422
+    assert (again.json()["reason"], again.json()["code"]) == ("already_used", code["code"])
+    assert (await cart_of(cart, user))["promo"] is None
 
 
 async def test_uses_are_taken_and_given_back(cart, admin, user, new_code, new_product):
@@ -223,5 +237,86 @@ async def test_fifty_users_race_for_the_last_use_and_exactly_one_gets_it(cart, a
     responses = await asyncio.gather(*(apply(cart, user, code["code"]) for user in users))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [422] * 49
-    assert {r.json()["reason"] for r in responses if r.status_code == 422} == {"used_up"}
+    refusals = {(r.json()["reason"], r.json()["code"]) for r in responses if r.status_code == 422}
+    assert refusals == {("used_up", code["code"])}
     assert (await cart.get(f"/api/promo-codes/{code['id']}", headers=admin)).json()["uses"] == 1
+
+
+async def test_twelve_users_race_for_three_uses_and_exactly_three_get_one(
+    cart, cart_env, catalog_transport, cart_db_url, admin, new_code, new_product
+):
+    # Every racer passes the checks made before the cart's transaction (the code is active, in
+    # its window, with uses left when read): only take_use's guarded UPDATE, under the code's
+    # row lock, can hand out exactly 3. The test holds that row lock (as an admin's edit of the
+    # code would) until all 12 racers are waiting on it or have answered, so they all read the
+    # code before any use is taken, whatever the timing; a pool of 12 lets all 12 get that far.
+    code = await new_code(max_uses=3)
+    users = [as_user(f"three-{i}-{code['code']}") for i in range(12)]
+    product = await new_product(price="10.00", stock=1000)
+    for user in users:
+        assert (await add(cart, user, product["id"], 1)).status_code == 200
+    env = {**cart_env, "DATABASE_POOL_MAX": "12"}
+    async with serve_cart(env, catalog_transport) as (_, racing):
+        gate, watcher = await asyncpg.connect(cart_db_url), await asyncpg.connect(cart_db_url)
+        try:
+            async with gate.transaction():
+                await gate.execute("SELECT 1 FROM promo_codes WHERE id = $1 FOR NO KEY UPDATE", code["id"])
+                racers = [asyncio.create_task(apply(racing, user, code["code"])) for user in users]
+
+                async def all_waiting_or_done() -> bool:
+                    waiting = await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                    return waiting + sum(racer.done() for racer in racers) >= len(racers)
+
+                await until(all_waiting_or_done)
+            responses = await asyncio.gather(*racers)
+        finally:
+            await gate.close()
+            await watcher.close()
+    answers = [(r.status_code, r.text) for r in responses]
+    assert [answer for answer in answers if answer[0] >= 500] == [], answers
+    assert sorted(r.status_code for r in responses) == [200] * 3 + [422] * 9, answers
+    refused = [r.json() for r in responses if r.status_code == 422]
+    assert {(body["reason"], body["code"]) for body in refused} == {("used_up", code["code"])}
+    for user, response in zip(users, responses, strict=True):
+        promo = (await cart_of(cart, user))["promo"]
+        if response.status_code == 200:
+            assert response.json()["discount"] == "1.00"
+            assert (promo["code"], promo["applies"]) == (code["code"], True)
+        else:
+            assert promo is None
+    assert (await cart.get(f"/api/promo-codes/{code['id']}", headers=admin)).json()["uses"] == 3
+
+
+async def test_a_code_switched_off_while_it_is_being_applied_is_refused_and_its_use_given_back(
+    cart, cart_db_url, admin, user, new_code, new_product
+):
+    # The shopper's request judges the code before its transaction (still active then), and
+    # again as take_use locked it: the admin's change, committed in between, must win.
+    code = await new_code(max_uses=5)
+    await cart_worth(cart, user, new_product, "10.00")
+    gate, watcher = await asyncpg.connect(cart_db_url), await asyncpg.connect(cart_db_url)
+    try:
+        async with gate.transaction():
+            await gate.execute("UPDATE promo_codes SET is_active = false WHERE id = $1", code["id"])
+            applying = asyncio.create_task(apply(cart, user, code["code"]))
+
+            async def waiting_or_done() -> bool:
+                waiting = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return waiting >= 1 or applying.done()
+
+            await until(waiting_or_done)
+        response = await applying
+    finally:
+        await gate.close()
+        await watcher.close()
+    assert response.status_code == 422, response.text
+    assert (response.json()["reason"], response.json()["code"]) == ("inactive", code["code"])
+    assert (await cart_of(cart, user))["promo"] is None
+    stored = (await cart.get(f"/api/promo-codes/{code['id']}", headers=admin)).json()
+    assert (stored["uses"], stored["is_active"]) == (0, False)

@@ -1,5 +1,6 @@
 """Wishlists: idempotent adds, current prices, and moving an item to the cart in one transaction."""
 
+from tests.conftest import serve_cart
 from tests.support.cart_api import add, cart_of
 
 
@@ -20,10 +21,15 @@ async def test_adding_twice_keeps_one(cart, user, new_product):
 
 async def test_unknown_and_inactive_products_are_refused(cart, user, new_product):
     inactive = await new_product(is_active=False)
-    for product_id, field in ((987654321, "product_id"), (inactive["id"], "product_id")):
+    for product_id, message, reason in (
+        (987654321, "no product has id 987654321", None),
+        (inactive["id"], f"product {inactive['id']} is not for sale", "inactive"),
+    ):
         response = await cart.post("/api/wishlist/items", json={"product_id": product_id}, headers=user)
         assert response.status_code == 422
-        assert response.json()["errors"][0]["field"] == field
+        body = response.json()
+        assert body["errors"] == [{"field": "product_id", "message": message}]
+        assert body.get("reason") == reason
     assert await wishlist_of(cart, user) == []
 
 
@@ -91,7 +97,30 @@ async def test_move_refused_by_the_cart_leaves_the_wishlist_alone(cart, user, ne
     product = await new_product(stock=500)
     await add(cart, user, product["id"], 99)
     await cart.post("/api/wishlist/items", json={"product_id": product["id"]}, headers=user)
+    wished, carted = await wishlist_of(cart, user), await cart_of(cart, user)
     response = await cart.post(f"/api/wishlist/items/{product['id']}/move-to-cart", headers=user)
     assert response.status_code == 422
-    assert [i["product_id"] for i in await wishlist_of(cart, user)] == [product["id"]]
-    assert [i["quantity"] for i in (await cart_of(cart, user))["items"]] == [99]
+    assert (response.json()["limit"], response.json()["errors"][0]["field"]) == (99, "quantity")
+    assert [i["product_id"] for i in wished] == [product["id"]]
+    assert [i["quantity"] for i in carted["items"]] == [99]
+    assert await wishlist_of(cart, user) == wished
+    assert await cart_of(cart, user) == carted
+
+
+async def test_move_into_a_full_cart_changes_nothing(cart_env, catalog_transport, user, new_product):
+    # The cart's item limit refuses inside the move's transaction, after the wishlist delete.
+    held, wished_for = await new_product(stock=5), await new_product(stock=5)
+    async with serve_cart({**cart_env, "MAX_CART_ITEMS": "1"}, catalog_transport) as (_, small):
+        assert (await add(small, user, held["id"])).status_code == 200
+        added = await small.post("/api/wishlist/items", json={"product_id": wished_for["id"]}, headers=user)
+        assert added.status_code == 201
+        wished, carted = await wishlist_of(small, user), await cart_of(small, user)
+        response = await small.post(f"/api/wishlist/items/{wished_for['id']}/move-to-cart", headers=user)
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {"field": "product_id", "message": "a cart holds at most 1 different products"}
+        ]
+        assert [i["product_id"] for i in wished] == [wished_for["id"]]
+        assert [(i["product_id"], i["quantity"]) for i in carted["items"]] == [(held["id"], 1)]
+        assert await wishlist_of(small, user) == wished
+        assert await cart_of(small, user) == carted

@@ -76,12 +76,19 @@ async def test_name_search_is_case_insensitive_and_literal(catalog, new_product,
     assert underscore == []
 
 
-async def test_batch_by_ids_reports_missing(catalog, new_product):
-    first, second = await new_product(), await new_product(is_active=False)
-    ids = f"{second['id']},987654321,{first['id']},{first['id']}"
-    body = (await catalog.get("/api/products", params={"ids": ids})).json()
-    assert [item["id"] for item in body["items"]] == sorted([first["id"], second["id"]])
-    assert body["missing"] == [987654321]
+async def test_batch_by_ids_reports_missing(catalog, admin, new_product):
+    first, inactive, deleted = await new_product(), await new_product(is_active=False), await new_product()
+    assert (await catalog.delete(f"/api/products/{deleted['id']}", headers=admin)).status_code == 204
+    asked = [inactive["id"], 987654322, first["id"], deleted["id"], 987654321, first["id"], 987654322]
+    response = await catalog.get("/api/products", params={"ids": ",".join(map(str, asked))})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # An inactive product exists (it is listed); a deleted one names none, as a never-made id.
+    assert [(item["id"], item["is_active"]) for item in body["items"]] == sorted(
+        [(first["id"], True), (inactive["id"], False)]
+    )
+    # Each id that names no product, once, in the order asked.
+    assert body["missing"] == [987654322, deleted["id"], 987654321]
     assert body["next_cursor"] is None
 
 
@@ -122,6 +129,13 @@ async def test_bad_query_is_a_400_naming_the_parameter(catalog, params, field):
     assert response.json()["errors"][0]["field"] == field
 
 
-async def test_a_hundred_ids_is_the_limit(catalog):
-    response = await catalog.get("/api/products", params={"ids": ",".join(str(i) for i in range(1, 101))})
-    assert response.status_code == 200
+async def test_a_hundred_ids_is_the_limit(catalog, new_product):
+    products = [await new_product() for _ in range(3)]
+    absent = [10**15 + i for i in range(97)]  # ids no test creates
+    asked = [absent[0], products[2]["id"], *absent[1:50], products[0]["id"], *absent[50:], products[1]["id"]]
+    response = await catalog.get("/api/products", params={"ids": ",".join(map(str, asked))})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [item["id"] for item in body["items"]] == sorted(product["id"] for product in products)
+    assert body["missing"] == absent
+    assert body["next_cursor"] is None
