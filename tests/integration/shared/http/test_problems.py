@@ -3,6 +3,7 @@ trace reaches a client; request ids are taken or made, and logged with each requ
 
 import json
 import logging
+import re
 
 import asyncpg
 import httpx
@@ -94,8 +95,8 @@ async def test_request_id_is_echoed_or_generated(catalog):
     made = await catalog.get(
         "/health", headers={"X-Request-ID": "bad id with spaces\u00e9".encode("latin-1")}
     )
-    assert "bad" not in made.headers["x-request-id"]
-    assert len(made.headers["x-request-id"]) == 32
+    # A made id is 32 hex digits ("bad" can be three of them: not a check of where it came from).
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
     assert (await catalog.get("/health")).headers["x-request-id"] != made.headers["x-request-id"]
 
 
