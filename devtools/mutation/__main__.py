@@ -59,6 +59,11 @@ def run_mutmut(name: str, target: Target) -> tuple[Counter[str], list[str]]:
             f"also_copy = {_toml_list(['devtools/', 'sql/'])}",
             f"pytest_add_cli_args_test_selection = {_toml_list(target.tests)}",
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+            # A mutant that hangs a test (a loop that never ends, a wait never woken) is killed
+            # by the timeout: 3 times the tests' own time plus 5 s, not mutmut's 15 times, or
+            # the integration targets' timeouts alone would take hours.
+            "timeout_multiplier = 3.0",
+            "timeout_constant = 5.0",
             "",
         ]
     )
