@@ -21,11 +21,10 @@ from app_cart.services.context import Context
 from app_cart.settings import CartSettings
 from shared.http.app import build_app
 from shared.http.idempotency import prune
+from shared.keys import Keys
 from shared.ratelimit.groups import default_groups
-from shared.resilience.breaker import CircuitBreaker
-from shared.resilience.product_cache import ProductCache
+from shared.resilience.metrics import expose_breaker, expose_cache
 from shared.storage.postgres import create_read_pool
-from shared.telemetry.metrics import ServiceMetrics
 
 SERVICE = "cart"
 PRUNE_EVERY_SECONDS = 600
@@ -48,33 +47,6 @@ def rate_limit_groups(scope: Scope) -> str | None:
     if scope["path"].startswith("/api/promo-codes"):
         return "admin"
     return default_groups(scope)
-
-
-def _expose(metrics: ServiceMetrics, breaker: CircuitBreaker, cache: ProductCache) -> None:
-    metrics.expose(
-        "storefront_breaker_redis_fallbacks",
-        "Breaker decisions made with per-process state because Redis was unreachable.",
-        lambda: breaker.fallbacks,
-        breaker=breaker.name,
-    )
-    lookups = "Products looked up in the product cache, by result."
-    metrics.expose("storefront_product_cache_lookups", lookups, lambda: cache.hits, result="hit")
-    metrics.expose("storefront_product_cache_lookups", lookups, lambda: cache.misses, result="miss")
-    metrics.expose(
-        "storefront_product_cache_stale_served",
-        "Products served past their freshness because the catalog could not answer.",
-        lambda: cache.stale_served,
-    )
-    metrics.expose(
-        "storefront_product_cache_catalog_fetches",
-        "Batch requests the product cache made to the catalog.",
-        lambda: cache.catalog_fetches,
-    )
-    metrics.expose(
-        "storefront_product_cache_redis_failures",
-        "Product cache calls to Redis that failed (the catalog was read directly).",
-        lambda: cache.redis_failures,
-    )
 
 
 def create_app(
@@ -111,7 +83,8 @@ def create_app(
         private_paths=("/api/", "/internal/", "/metrics"),
     )
     products = catalog_client(settings, app.state.redis, catalog_transport)
-    _expose(app.state.metrics, products.breaker, products.cache)
+    expose_breaker(app.state.metrics, products.breaker, app.state.redis, Keys(settings.redis_key_prefix))
+    expose_cache(app.state.metrics, products.cache)
     app.state.cart = Context(
         db=app.state.db,
         reads=reads,

@@ -85,6 +85,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     # Peers whose X-Forwarded-For is believed: comma-separated addresses or networks.
     trusted_proxies: str = ""
 
+    # The metrics listener of a process that serves no HTTP (the relay, a worker): GET /metrics
+    # on METRICS_HOST:METRICS_PORT; 0 turns it off. Loopback by default: it has no auth.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+
     ready_timeout: Seconds = 1.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
 

@@ -23,19 +23,24 @@ from databases import Database
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app_cart.adapters.catalog_client import catalog_client
+from app_cart.adapters.catalog_client import ProductClient, catalog_client
 from app_cart.settings import CartSettings
 from app_cart.worker.handlers import HANDLERS, apply
 from app_cart.worker.sweep import Sweep
 from shared.config import exit_on_settings_error, load_settings
 from shared.events.consumer import Consumer, ConsumerConfig
 from shared.events.envelope import Event
+from shared.events.metrics import expose_consumer, expose_stream
+from shared.events.status import StreamStatus
 from shared.keys import CART_GROUP, Keys
 from shared.logs import configure_logging
 from shared.resilience.invalidation import ProductInvalidator
+from shared.resilience.metrics import expose_breaker, expose_cache
 from shared.signals import stop_on_signals
 from shared.storage.postgres import connect, create_database, ping
 from shared.storage.redis_conn import create_redis
+from shared.telemetry.metrics import Metrics
+from shared.telemetry.pools import expose_pools
 
 log = logging.getLogger("app_cart.worker")  # named: run as __main__, __name__ would not say
 
@@ -77,6 +82,31 @@ def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str) -
     )
 
 
+def worker_metrics(
+    settings: CartSettings, worker: Consumer, sweep: Sweep, catalog: ProductClient, db: Database, redis: Redis
+) -> Metrics:
+    """What the worker process tells Prometheus (on METRICS_PORT, if set): its own counts, the
+    stream and group as Redis has them, the sweep, the breaker and cache of its catalog client."""
+    keys = Keys(settings.redis_key_prefix)
+    metrics = Metrics()
+    expose_consumer(metrics, worker)
+    expose_stream(metrics, StreamStatus(redis, keys, CART_GROUP))
+    metrics.counter(
+        "storefront_sweep_runs", "Anti-entropy sweeps this worker completed.", lambda: sweep.sweeps
+    )
+    metrics.counter(
+        "storefront_sweep_repairs",
+        "Products whose cart and wishlist snapshots this worker's sweeps repaired.",
+        lambda: sweep.repaired,
+    )
+    expose_breaker(metrics, catalog.breaker, redis, keys)
+    expose_cache(metrics, catalog.cache)
+    expose_pools(metrics, redis, db)
+    if settings.metrics_port:
+        metrics.listen(settings.metrics_host, settings.metrics_port)
+    return metrics
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -88,13 +118,15 @@ async def serve(settings: CartSettings, burst: bool) -> Consumer:
     await connect(db)  # opens empty if the database is down: the worker waits for it
     worker = cart_worker(settings, db, redis, consumer_name())
     catalog = catalog_client(settings, redis)
+    sweep = Sweep(db, settings.database_url, catalog, settings.sweep_page_size)
+    metrics = worker_metrics(settings, worker, sweep, catalog, db, redis)
     sweeping = None
     if settings.sweep_interval_seconds and not burst:
-        sweep = Sweep(db, settings.database_url, catalog, settings.sweep_page_size)
         sweeping = asyncio.create_task(sweep.run(stop, settings.sweep_interval_seconds))
     try:
         await worker.run(stop, burst=burst)
     finally:
+        metrics.close()
         stop.set()
         if sweeping is not None:
             await sweeping

@@ -12,13 +12,17 @@ from datetime import datetime
 import asyncpg
 
 from app_product.outbox import repo
+from app_product.outbox.metrics import expose_relay
 from app_product.outbox.relay import Relay
 from app_product.outbox.repo import OUTBOX_CHANNEL
 from app_product.settings import CatalogSettings
 from shared.config import exit_on_settings_error, load_settings
 from shared.logs import configure_logging
 from shared.signals import stop_on_signals
+from shared.storage.postgres import connect_arguments
 from shared.storage.redis_conn import create_redis
+from shared.telemetry.metrics import Metrics
+from shared.telemetry.pools import expose_pools
 
 
 async def resend(settings: CatalogSettings, since: datetime) -> int:
@@ -35,9 +39,19 @@ async def resend(settings: CatalogSettings, since: datetime) -> int:
 async def serve(settings: CatalogSettings, burst: bool) -> None:
     stop = stop_on_signals()
     redis = create_redis(settings)
+    relay = Relay(settings, redis)
+    # The backlog's probe has a connection of its own (min 0: none while nobody scrapes).
+    probes = await asyncpg.create_pool(**connect_arguments(settings.database_url), min_size=0, max_size=1)
+    metrics = Metrics()
+    expose_relay(metrics, relay, probes)
+    expose_pools(metrics, redis)
+    if settings.metrics_port:
+        metrics.listen(settings.metrics_host, settings.metrics_port)
     try:
-        await Relay(settings, redis).run(stop, burst=burst)
+        await relay.run(stop, burst=burst)
     finally:
+        metrics.close()
+        await probes.close()
         await redis.aclose()
 
 

@@ -28,6 +28,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import asyncpg
 from redis.asyncio import Redis
@@ -63,11 +64,16 @@ class Relay:
         self.state = StreamGuard(self.stream)
         self.redis_outage = Outage("Redis (relay)", log)
         self.database_outage = Outage("PostgreSQL (relay)", log)
-        self.sent = 0  # events sent by this process
+        # For metrics: events sent, batches sent, entries trimmed, whether this relay holds the
+        # lock (1) or stands by (0), and the time each batch took (given to `on_batch`).
+        self.sent = self.batches = self.trimmed = 0
+        self.active = False
+        self.on_batch: Callable[[int, float], None] = lambda size, seconds: None
 
     async def send_batch(self, conn: asyncpg.Connection) -> int:
         """Send one batch of unsent rows; how many (0 also after a loss was healed, or when
         nothing waits: then the stream was checked). Raises RedisError if Redis refuses."""
+        started = time.perf_counter()
         rows = await conn.fetch(repo.UNSENT, self.settings.relay_batch_size)
         entries = [
             stream_fields(
@@ -90,6 +96,9 @@ class Relay:
             # now on the stream is compared with how far it went then.
             await self.state.mark_sent(conn, [], appended.last_id)
         self.sent += len(rows)
+        if rows:
+            self.batches += 1
+            self.on_batch(len(rows), time.perf_counter() - started)
         return len(rows)
 
     async def prune(self, conn: asyncpg.Connection) -> int:
@@ -125,12 +134,14 @@ class Relay:
             self.database_outage.succeeded()
             if not await self._lead(conn, stop):
                 return True
+            self.active = True
             await self.state.load(conn)
             wake = asyncio.Event()
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
             await self._loop(conn, stop, wake, burst)
             return True
         finally:
+            self.active = False
             with contextlib.suppress(*DATABASE_UNAVAILABLE):
                 await conn.close()  # also releases the advisory lock
 
@@ -181,7 +192,9 @@ class Relay:
                 pruned_at = time.monotonic()
             if time.monotonic() - trimmed_at > _TRIM_EVERY_SECONDS:
                 with contextlib.suppress(RedisError, OSError):  # trimming waits for the next round
-                    await trim(self.redis, self.stream, self.settings.stream_retention_seconds)
+                    self.trimmed += await trim(
+                        self.redis, self.stream, self.settings.stream_retention_seconds
+                    )
                 trimmed_at = time.monotonic()
             await _wait_any(stop, wake, self.settings.relay_poll_seconds)
 

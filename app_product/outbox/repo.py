@@ -52,3 +52,8 @@ PRUNE = (
     " WHERE sent_at < now() - make_interval(hours => $1) LIMIT 10000)"
 )
 RESEND = "UPDATE outbox SET sent_at = NULL WHERE sent_at >= $1"
+# The backlog, for metrics: rows waiting and how long the oldest has (by the partial index).
+BACKLOG = (
+    "SELECT count(*) AS waiting, COALESCE(extract(epoch FROM now() - min(occurred_at)), 0) AS oldest"
+    " FROM outbox WHERE sent_at IS NULL"
+)

@@ -20,9 +20,11 @@ other workers take over the worker's pending events. `burst` processes what is t
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,12 +84,19 @@ class Consumer:
         self.heartbeat = keys.worker_heartbeat(name)
         self.errors = keys.event_errors()
         self._apply_events = apply
-        self._handles = handles
+        self.handles = handles
         self._ready = ready
         self._races = races
         self.dead_letters = DeadLetters(redis, keys, group)
         self._reclaimer = Reclaimer(self, keys, self.dead_letters)
+        # For metrics and tests: events applied and failed (and by type: the types this consumer
+        # handles, anything else counted as "unknown"), backoffs by what was down, batches read
+        # (size and seconds to apply, given to `on_batch`), and when the heartbeat was last set.
         self.applied = self.failed = self.backoffs = 0
+        self.by_type: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.backoffs_by: collections.Counter[str] = collections.Counter()
+        self.on_batch: Callable[[int, float], None] = lambda size, seconds: None
+        self.heartbeat_at = float("-inf")  # time.monotonic()
         self.redis_outage = Outage(f"Redis (worker {name})", log)
         self.dependency_outage = Outage(f"{dependency} (worker {name})", log)
         self._group_ready = False
@@ -96,6 +105,14 @@ class Consumer:
     @property
     def parked(self) -> int:
         return self._reclaimer.parked
+
+    @property
+    def retried(self) -> int:
+        return self._reclaimer.retried
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the heartbeat was last refreshed (-1 before the first time)."""
+        return -1.0 if self.heartbeat_at == float("-inf") else time.monotonic() - self.heartbeat_at
 
     async def ensure_group(self) -> None:
         """Create the group if needed, from the stream's start: handlers are idempotent, so
@@ -133,6 +150,7 @@ class Consumer:
         while not done.is_set():
             try:
                 await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=ttl)
+                self.heartbeat_at = time.monotonic()
             except (RedisError, OSError) as exc:  # the loop reports Redis being down; try again
                 self.redis_outage.failed(exc)
             await sleep_unless_stopped(done, ttl / 3)
@@ -148,6 +166,7 @@ class Consumer:
                 self._dependency_down = isinstance(exc, DependencyDown)
                 (self.dependency_outage if self._dependency_down else self.redis_outage).failed(exc)
                 self.backoffs += 1
+                self.backoffs_by["database" if self._dependency_down else "redis"] += 1
                 await sleep_unless_stopped(stop, backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
                 continue
@@ -172,7 +191,9 @@ class Consumer:
         messages = await self._read(burst)
         if not messages:
             return False
+        started = time.perf_counter()
         done = await self.apply(messages)
+        self.on_batch(len(messages), time.perf_counter() - started)
         if done:
             await self.redis.xack(self.stream, self.group, *done)
         return True
@@ -215,7 +236,7 @@ class Consumer:
             except Exception as exc:  # a poison event, or a lost race: find out which, alone
                 log.warning("a batch of %d events failed (%s); applying them one by one", len(events), exc)
             else:
-                self.applied += len(events)
+                self._count(events.values(), "applied")
                 return list(events)
         return [
             message_id for message_id, event in events.items() if await self._apply_one(message_id, event)
@@ -223,7 +244,7 @@ class Consumer:
 
     def _decode(self, fields: dict[bytes, bytes]) -> Event:
         event = decode(fields[b"event"])
-        if event.type not in self._handles:
+        if event.type not in self.handles:
             raise ValueError(f"no handler for event type {event.type!r}")
         return event
 
@@ -233,9 +254,9 @@ class Consumer:
         except DependencyDown:
             raise  # not the event's fault: nothing to record against it
         except Exception as exc:  # whatever failed, the event must stay pending, not crash the worker
-            await self._failed(message_id, exc)
+            await self._failed(message_id, exc, event.type)
             return False
-        self.applied += 1
+        self._count([event], "applied")
         return True
 
     async def _apply_batch(self, events: list[Event]) -> None:
@@ -251,10 +272,17 @@ class Consumer:
                     raise
                 log.warning("a batch of %d events lost a race (%s); trying it again", len(events), exc)
 
-    async def _failed(self, message_id: bytes, exc: Exception) -> None:
+    def _count(self, events: Iterable[Event], outcome: str) -> None:
+        for event in events:
+            self.by_type[(event.type if event.type in self.handles else "unknown", outcome)] += 1
+            if outcome == "applied":
+                self.applied += 1
+
+    async def _failed(self, message_id: bytes, exc: Exception, type_: str = "unknown") -> None:
         """Leave the event pending (not acknowledged): retried later, parked as dead after too
         many tries. Its reason is recorded for the retry and for operators."""
         self.failed += 1
+        self.by_type[(type_ if type_ in self.handles else "unknown", "failed")] += 1
         reason = f"{type(exc).__name__}: {exc}"
         log.error("event %s failed: %s", message_id.decode(), reason)
         # If Redis refuses the record, the event is still retried: by this worker's own reclaim

@@ -56,6 +56,7 @@ class Reclaimer:
         self._dead = dead_letters
         self._claim_script = load(consumer.redis, __file__, "claim_pending")
         self.parked = 0
+        self.retried = 0  # pending events this consumer claimed and tried again
 
     async def reclaim(self) -> int:
         """Retry or park what is due among the group's pending events; how many it handled."""
@@ -139,6 +140,7 @@ class Reclaimer:
         [(claimed_id, fields)] = claimed
         if fields is None:  # trimmed before it was applied: nothing to retry, only a record to keep
             return await self._park(message_id, owner, deliveries, min_idle_ms)
+        self.retried += 1
         consumer = self._consumer
         if await consumer.apply([(claimed_id, fields)]):
             # One MULTI: an acknowledged event never keeps an error that reads as still failing.

@@ -9,7 +9,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared.events.dead_letters import DeadLetters, text
-from shared.keys import Keys
+from shared.keys import DEAD_CONSUMER, Keys
 
 
 class PipelineStatus(msgspec.Struct, kw_only=True):
@@ -47,6 +47,21 @@ class StreamStatus:
             return {}
         summary: Any = await self.redis.xpending(self.stream, self.group)
         return {text(c["name"]): int(c["pending"]) for c in summary.get("consumers", [])}
+
+    async def oldest_pending_age_seconds(self) -> float:
+        """How old (by its id's time) the oldest event pending at a consumer other than `dead`
+        is: 0 when none is. One XPENDING per consumer holding events."""
+        now_ms = (await self.redis.time())[0] * 1000
+        oldest = now_ms
+        for consumer, count in (await self.pending_by_consumer()).items():
+            if consumer == DEAD_CONSUMER or not count:
+                continue
+            first: Any = await self.redis.xpending_range(
+                self.stream, self.group, "-", "+", 1, consumername=consumer
+            )
+            if first:
+                oldest = min(oldest, int(text(first[0]["message_id"]).partition("-")[0]))
+        return max(0.0, (now_ms - oldest) / 1000)
 
     async def summary(self) -> PipelineStatus:
         workers = await self.live_workers()

@@ -37,6 +37,7 @@ from shared.ratelimit.spec import parse_limits, parse_networks
 from shared.storage.postgres import ReadPool, connect, create_database, expire_connections, ping
 from shared.storage.redis_conn import create_redis
 from shared.telemetry.metrics import ServiceMetrics
+from shared.telemetry.pools import expose_pools
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ METRICS_ROLE = "metrics"
 async def _metrics(request: Request) -> Response:
     require_role(request, METRICS_ROLE)
     metrics: ServiceMetrics = request.app.state.metrics
-    return Response(metrics.render(), media_type=metrics.content_type)
+    return Response(await metrics.render(), media_type=metrics.content_type)
 
 
 def _dependency_checks(request: Request) -> dict[str, Check]:
@@ -147,6 +148,7 @@ def build_app(
         exception_handlers=exception_handlers(problems),
         lifespan=shared_lifespan,
     )
+    expose_pools(metrics, redis, db, *read_pools[:1])
     app.state.settings = settings
     app.state.db = db
     app.state.database_outage = outage

@@ -5,7 +5,8 @@
 -- KEYS[2]  sorted set: half-open probe leases (member: token, score: lease expiry in ms)
 -- ARGV[1]  "acquire" or "report"
 -- acquire: ARGV[2] token, ARGV[3] probes (K), ARGV[4] lease_ms
---   returns {allowed (1/0), generation, retry_after_ms, role ("call", "probe", "open", "busy")}
+--   returns {allowed (1/0), generation, retry_after_ms, role ("call", "probe", "open", "busy"),
+--   moved (1 if this call found the recovery over and moved the breaker to half-open)}
 -- report:  ARGV[2] token, ARGV[3] generation, ARGV[4] outcome ("success", "failure", "ignored"),
 --          ARGV[5] duration_ms, ARGV[6] window_ms, ARGV[7] bucket_ms, ARGV[8] min_calls,
 --          ARGV[9] failure_rate, ARGV[10] slow_ms, ARGV[11] slow_rate, ARGV[12] recovery_ms,
@@ -46,12 +47,14 @@ local generation = tonumber(get('generation', '0'))
 
 if op == 'acquire' then
   local token, probes, lease_ms = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+  local moved = 0  -- 1 when this call moved the breaker from open to half-open
   if state == 'open' then
     local open_until = tonumber(get('open_until_ms', '0'))
-    if now < open_until then return {0, generation, open_until - now, 'open'} end
+    if now < open_until then return {0, generation, open_until - now, 'open', 0} end
     generation = generation + 1
     transition('half_open', generation, 0)
     state = 'half_open'
+    moved = 1
   end
   if state == 'half_open' then
     -- Slots taken: live leases and probes that succeeded. A probe whose lease lapsed never
@@ -62,14 +65,14 @@ if op == 'acquire' then
     if taken < probes then
       redis.call('ZADD', probes_key, now + lease_ms, token)
       redis.call('PEXPIRE', probes_key, lease_ms)
-      return {1, generation, 0, 'probe'}
+      return {1, generation, 0, 'probe', moved}
     end
     local first = redis.call('ZRANGE', probes_key, 0, 0, 'WITHSCORES')
     local retry = lease_ms
     if #first > 0 then retry = tonumber(first[2]) - now end
-    return {0, generation, math.max(retry, 1), 'busy'}
+    return {0, generation, math.max(retry, 1), 'busy', moved}
   end
-  return {1, generation, 0, 'call'}
+  return {1, generation, 0, 'call', 0}
 end
 
 -- report

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -70,8 +70,9 @@ class Permit:
 class _LocalState:
     """The same rules as breaker.lua, for one process, while Redis is unreachable."""
 
-    def __init__(self, config: BreakerConfig) -> None:
+    def __init__(self, config: BreakerConfig, transitions: Counter[tuple[str, str]]) -> None:
         self.config = config
+        self.transitions = transitions
         self.state = "closed"
         self.generation = 0
         self.open_until = 0.0
@@ -80,6 +81,7 @@ class _LocalState:
         self.successes = 0
 
     def _move(self, state: str, now: float) -> None:
+        self.transitions[(self.state, state)] += 1
         self.state, self.generation = state, self.generation + 1
         self.probes.clear()
         self.calls.clear()
@@ -138,7 +140,11 @@ class CircuitBreaker:
         self.config = config
         self._keys = [keys.breaker(name), keys.breaker_probes(name)]
         self._script = load(redis, __file__, "breaker")
-        self._local = _LocalState(config)
+        # For metrics: transitions this process caused or saw (from, to), probes it was
+        # admitted for, and decisions it made without Redis.
+        self.transitions: Counter[tuple[str, str]] = Counter()
+        self.probes_admitted = 0
+        self._local = _LocalState(config, self.transitions)
         self.fallbacks = 0  # decisions made without Redis
         self._redis_down = False
 
@@ -155,11 +161,15 @@ class CircuitBreaker:
             allowed, retry_after, probe = self._local.acquire(token)
             if not allowed:
                 raise BreakerOpen(self.name, retry_after) from None
+            self.probes_admitted += probe
             return Permit(self._local.generation, token, probe, local=True)
         self._redis_back()
         admitted, generation, retry_ms, role = int(raw[0]), int(raw[1]), int(raw[2]), _text(raw[3])
+        if int(raw[4]):  # this call found the recovery time over
+            self.transitions[("open", "half_open")] += 1
         if not admitted:
             raise BreakerOpen(self.name, retry_ms / 1000)
+        self.probes_admitted += role == "probe"
         return Permit(generation, token, role == "probe", local=False)
 
     async def report(self, permit: Permit, outcome: Outcome, duration_seconds: float) -> str:
@@ -181,8 +191,10 @@ class CircuitBreaker:
             return "lost"  # the outcome of a call decided by Redis cannot be recorded now
         result = _text(raw[0])
         if result == "opened":
+            self.transitions[("half_open" if permit.probe else "closed", "open")] += 1
             log.warning("circuit breaker %s opened", self.name)
         elif result == "closed":
+            self.transitions[("half_open", "closed")] += 1
             log.info("circuit breaker %s closed", self.name)
         return result
 

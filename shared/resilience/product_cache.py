@@ -63,8 +63,11 @@ class ProductCache:
         self._redis_down = False
         # For /metrics, tests and benchmarks: products served from the cache, products not
         # (missing, expired or refreshed early), products served stale because the catalog
-        # could not answer, batches asked of the catalog, and Redis calls that failed.
+        # could not answer, batches asked of the catalog, Redis calls that failed, fresh entries
+        # refreshed early (XFetch), and fetched products the cache refused to store (a newer
+        # version or a tombstone held the key, or Redis lost its data meanwhile).
         self.hits = self.misses = self.stale_served = self.catalog_fetches = self.redis_failures = 0
+        self.early_refreshes = self.writes_refused = 0
 
     async def get_many(self, ids: Iterable[int], fetch: Fetch) -> Lookup:
         wanted = sorted(set(ids))
@@ -83,6 +86,7 @@ class ProductCache:
                     lookup.found[product_id] = entry.product
                 continue
             need.append(product_id)
+            self.early_refreshes += now < entry.fresh_until
             if entry.product is not None:
                 expired[product_id] = (entry.product, now < entry.fresh_until)
         self.hits += len(wanted) - len(need)
@@ -248,11 +252,13 @@ class ProductCache:
             entry = _Entry(product=product, fetched_at=now, fresh_until=now + fresh, delta=delta)
             args += [msgspec.json.encode(entry).decode(), version, math.ceil(ttl * 1000)]
         try:
-            await self._write(
+            written = await self._write(
                 keys=[self._keys.cache_epoch(), *(self._keys.product(pid) for pid in ids)], args=args
             )
         except (RedisError, OSError) as exc:
             self._redis_failed("write", exc)
+            return
+        self.writes_refused += len(ids) - int(written)
 
     def _redis_failed(self, action: str, exc: BaseException) -> None:
         self.redis_failures += 1

@@ -1,0 +1,40 @@
+"""How full a process's connection pools are: connections in use and the most each may open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import databases
+from redis.asyncio import Redis
+
+from shared.storage.postgres import ReadPool
+from shared.telemetry.metrics import Metrics
+
+_IN_USE = "Connections of the pool in use now."
+_SIZE = "The most connections the pool may open."
+
+
+def _asyncpg_in_use(pool: Any) -> float:
+    return 0.0 if pool is None else float(pool.get_size() - pool.get_idle_size())
+
+
+def expose_pools(
+    metrics: Metrics, redis: Redis, db: databases.Database | None = None, reads: ReadPool | None = None
+) -> None:
+    """The Redis pool, and the PostgreSQL pools (`main`, and `reads` for the read pool)."""
+    in_use, size = "storefront_db_pool_connections_in_use", "storefront_db_pool_max_connections"
+    # databases and our read pool keep their asyncpg pools unexposed; asyncpg counts publicly.
+    if db is not None:
+        metrics.gauge(in_use, _IN_USE, lambda: _asyncpg_in_use(db._backend._pool), pool="main")
+        metrics.gauge(size, _SIZE, lambda: db.options.get("max_size", 0), pool="main")
+    if reads is not None:
+        metrics.gauge(in_use, _IN_USE, lambda: _asyncpg_in_use(reads._pool), pool="reads")
+        metrics.gauge(size, _SIZE, lambda: reads._options["max_size"], pool="reads")
+    connections = redis.connection_pool
+    # redis-py keeps this list on its pool; there is no public count.
+    metrics.gauge(
+        "storefront_redis_pool_connections_in_use",
+        _IN_USE,
+        lambda: len(getattr(connections, "_in_use_connections", ())),
+    )
+    metrics.gauge("storefront_redis_pool_max_connections", _SIZE, lambda: connections.max_connections)
