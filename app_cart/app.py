@@ -19,9 +19,11 @@ from app_cart.api.promo_routes import routes as promo_routes
 from app_cart.api.routes import routes
 from app_cart.services.context import Context
 from app_cart.settings import CartSettings
+from shared.events.metrics import expose_stream
+from shared.events.status import StreamStatus
 from shared.http.app import build_app
 from shared.http.idempotency import prune
-from shared.keys import Keys
+from shared.keys import CART_GROUP, Keys
 from shared.ratelimit.groups import default_groups
 from shared.resilience.metrics import expose_breaker, expose_cache
 from shared.storage.postgres import create_read_pool
@@ -85,6 +87,10 @@ def create_app(
     products = catalog_client(settings, app.state.redis, catalog_transport)
     expose_breaker(app.state.metrics, products.breaker, app.state.redis, Keys(settings.redis_key_prefix))
     expose_cache(app.state.metrics, products.cache)
+    # The event pipeline as Redis has it, from the cart too: it stays visible with no worker up.
+    expose_stream(
+        app.state.metrics, StreamStatus(app.state.redis, Keys(settings.redis_key_prefix), CART_GROUP)
+    )
     app.state.cart = Context(
         db=app.state.db,
         reads=reads,
