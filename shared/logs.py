@@ -1,4 +1,5 @@
-"""One JSON object per log line on stderr, with the request id of the request being handled.
+"""One JSON object per log line on stderr, with the request id of the request being handled and,
+when tracing is on and a span is active, its `trace_id` and `span_id`.
 
 Fields passed with `extra=` become top-level keys, so `log.info("request", extra={"status":
 200})` gives `{"msg": "request", "status": 200, ...}`. The formatter is a few lines of msgspec;
@@ -15,6 +16,7 @@ from typing import Any
 import msgspec
 
 from shared.http.request_context import current_request_id
+from shared.telemetry import tracing
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 # (uvicorn adds `color_message`, an ANSI-coloured copy of the message, for its console formatter.)
@@ -39,6 +41,8 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id()
         if request_id is not None:
             entry["request_id"] = request_id
+        if tracing.enabled() and (ids := tracing.trace_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS:
                 entry[key] = value

@@ -41,6 +41,7 @@ from shared.storage.postgres import connect, create_database, ping
 from shared.storage.redis_conn import create_redis
 from shared.telemetry.metrics import Metrics
 from shared.telemetry.pools import expose_pools
+from shared.telemetry.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("app_cart.worker")  # named: run as __main__, __name__ would not say
 
@@ -145,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     with exit_on_settings_error("worker"):
         settings = load_settings(CartSettings)
     configure_logging(settings.log_level)
-    worker = asyncio.run(serve(settings, args.burst))
+    configure_tracing("storefront-worker")
+    try:
+        worker = asyncio.run(serve(settings, args.burst))
+    finally:
+        shutdown_tracing()
     log.info("worker stopped: %d event(s) applied, %d failed", worker.applied, worker.failed)
     return 0
 

@@ -23,6 +23,7 @@ from shared.storage.postgres import connect_arguments
 from shared.storage.redis_conn import create_redis
 from shared.telemetry.metrics import Metrics
 from shared.telemetry.pools import expose_pools
+from shared.telemetry.tracing import configure_tracing, shutdown_tracing
 
 
 async def resend(settings: CatalogSettings, since: datetime) -> int:
@@ -72,11 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     with exit_on_settings_error("relay"):
         settings = load_settings(CatalogSettings)
     configure_logging(settings.log_level)
+    configure_tracing("storefront-relay")
     if args.command == "resend":
         count = asyncio.run(resend(settings, args.since))
         print(f"resend: {count} event(s) marked unsent; the active relay sends them again")
         return 0
-    asyncio.run(serve(settings, args.burst))
+    try:
+        asyncio.run(serve(settings, args.burst))
+    finally:
+        shutdown_tracing()
     return 0
 
 

@@ -14,12 +14,14 @@ from databases import Database
 
 from app_product.outbox import repo
 from shared.events.envelope import Event, encode
+from shared.events.tracing import current_traceparent
 
 
 async def record(db: Database, events: Sequence[Event]) -> None:
     """Insert `events`; call inside the transaction of the change they describe."""
     if not events:
         return
+    traceparent = current_traceparent()  # the change's trace, for the relay to carry on
     await repo.insert_outbox(
         db,
         [
@@ -30,6 +32,7 @@ async def record(db: Database, events: Sequence[Event]) -> None:
                 "aggregate_version": event.version,
                 "payload": encode(event).decode(),
                 "occurred_at": event.occurred_at,
+                "trace_context": traceparent,
             }
             for event in events
         ],

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -40,6 +41,7 @@ from app_product.outbox.repo import OUTBOX_CHANNEL
 from app_product.settings import CatalogSettings
 from shared.events.envelope import stream_fields
 from shared.events.publish import StreamAppender
+from shared.events.tracing import batch_span
 from shared.events.trim import trim
 from shared.keys import Keys
 from shared.outage import Outage
@@ -82,10 +84,13 @@ class Relay:
                 row["aggregate_id"],
                 row["aggregate_version"],
                 row["payload"],
+                row["trace_context"],
             )
             for row in rows
         ]
-        appended = await self._appender.append(entries, self.state.guard)
+        traces = [row["trace_context"] or "" for row in rows]
+        with batch_span("catalog-events publish", self.stream, traces, SpanKind.PRODUCER):
+            appended = await self._appender.append(entries, self.state.guard)
         if not appended.ok:
             await self.state.heal(conn, appended.last_id)
             return 0

@@ -15,9 +15,9 @@ OUTBOX_CHANNEL = "storefront_outbox"
 async def insert_outbox(db: Database, rows: Sequence[Mapping[str, Any]]) -> None:
     """Add event rows (in the caller's transaction) and wake the relay when it commits."""
     await db.execute_many(
-        "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at)"
-        " VALUES (:event_id, :event_type, :aggregate_id, :aggregate_version, CAST(:payload AS jsonb),"
-        " :occurred_at)",
+        "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at,"
+        " trace_context) VALUES (:event_id, :event_type, :aggregate_id, :aggregate_version,"
+        " CAST(:payload AS jsonb), :occurred_at, :trace_context)",
         list(rows),
     )
     # NOTIFY is transactional: delivered at commit, never for a rolled-back change.
@@ -26,7 +26,7 @@ async def insert_outbox(db: Database, rows: Sequence[Mapping[str, Any]]) -> None
 
 # The relay's statements.
 UNSENT = (
-    "SELECT id, event_id::text, event_type, aggregate_id, aggregate_version, payload::text"
+    "SELECT id, event_id::text, event_type, aggregate_id, aggregate_version, payload::text, trace_context"
     " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1"
 )
 # Rows sent in a batch whose last entry got the id $2-$3; the relay's state moves with them.

@@ -29,12 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared.events.dead_letters import DeadLetters
 from shared.events.envelope import Event, decode
+from shared.events.heartbeat import Heartbeat
 from shared.events.reclaim import Message, Reclaimer
+from shared.events.tracing import batch_span, mark_applied
 from shared.keys import Keys
 from shared.outage import Outage
 from shared.signals import sleep_unless_stopped
@@ -91,13 +94,14 @@ class Consumer:
         self._reclaimer = Reclaimer(self, keys, self.dead_letters)
         # For metrics and tests: events applied and failed (and by type: the types this consumer
         # handles, anything else counted as "unknown"), backoffs by what was down, batches read
-        # (size and seconds to apply, given to `on_batch`), and when the heartbeat was last set.
+        # (size and seconds to apply, given to `on_batch`).
         self.applied = self.failed = self.backoffs = 0
         self.by_type: collections.Counter[tuple[str, str]] = collections.Counter()
         self.backoffs_by: collections.Counter[str] = collections.Counter()
         self.on_batch: Callable[[int, float], None] = lambda size, seconds: None
-        self.heartbeat_at = float("-inf")  # time.monotonic()
+
         self.redis_outage = Outage(f"Redis (worker {name})", log)
+        self._heartbeat = Heartbeat(redis, self.heartbeat, config.heartbeat_seconds, self.redis_outage)
         self.dependency_outage = Outage(f"{dependency} (worker {name})", log)
         self._group_ready = False
         self._dependency_down = False
@@ -111,8 +115,7 @@ class Consumer:
         return self._reclaimer.retried
 
     def heartbeat_age(self) -> float:
-        """Seconds since the heartbeat was last refreshed (-1 before the first time)."""
-        return -1.0 if self.heartbeat_at == float("-inf") else time.monotonic() - self.heartbeat_at
+        return self._heartbeat.age()
 
     async def ensure_group(self) -> None:
         """Create the group if needed, from the stream's start: handlers are idempotent, so
@@ -129,7 +132,7 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
         done = asyncio.Event()
-        beating = asyncio.create_task(self._keep_heartbeat(done))
+        beating = asyncio.create_task(self._heartbeat.keep(done))
         try:
             await self._loop(stop, burst)
         finally:
@@ -141,19 +144,6 @@ class Consumer:
     async def reclaim(self) -> int:
         """Retry or park this group's failed and orphaned events (see shared.events.reclaim)."""
         return await self._reclaimer.reclaim()
-
-    async def _keep_heartbeat(self, done: asyncio.Event) -> None:
-        """Refresh the heartbeat every third of its TTL until `done`, beside the loop rather than
-        in it: a batch applied one event at a time can take longer than the TTL, and other
-        workers must not take over events still in flight here."""
-        ttl = self.config.heartbeat_seconds
-        while not done.is_set():
-            try:
-                await self.redis.set(self.heartbeat, datetime.now(UTC).isoformat(), ex=ttl)
-                self.heartbeat_at = time.monotonic()
-            except (RedisError, OSError) as exc:  # the loop reports Redis being down; try again
-                self.redis_outage.failed(exc)
-            await sleep_unless_stopped(done, ttl / 3)
 
     async def _loop(self, stop: asyncio.Event, burst: bool) -> None:
         backoff = 0.5
@@ -217,6 +207,24 @@ class Consumer:
         return list(reply[0][1]) if reply else []
 
     async def apply(self, messages: Sequence[Message]) -> list[bytes]:
+        """`_apply` in a span for the batch, linked to each event's trace, and a mark in each
+        applied event's own trace (shared.events.tracing; nothing when tracing is off)."""
+        traces = [fields.get(b"traceparent", b"").decode() for _, fields in messages]
+        with batch_span("catalog-events process", self.stream, traces, SpanKind.CONSUMER):
+            done = await self._apply(messages)
+            if traces and any(traces):
+                applied = set(done)
+                mark_applied(
+                    self.stream,
+                    [
+                        (trace, fields.get(b"type", b"").decode(), message_id.decode())
+                        for (message_id, fields), trace in zip(messages, traces, strict=True)
+                        if message_id in applied
+                    ],
+                )
+        return done
+
+    async def _apply(self, messages: Sequence[Message]) -> list[bytes]:
         """Apply messages; the ids of those applied (to acknowledge). An event that cannot be
         decoded, or has no handler, fails alone. The others are applied in one call (tried
         again after a lost race), or, if it fails, one by one, so that a poison event fails

@@ -56,15 +56,22 @@ def new_event(
     )
 
 
-# A stream entry's fields, in order: what an operator reads at a glance, then the JSON.
-ENTRY_FIELDS = ("type", "aggregate_id", "version", "event_id", "event")
+# A stream entry's fields, in order: what an operator reads at a glance, the JSON, and the W3C
+# traceparent of the change that made the event ("" when it was not traced).
+ENTRY_FIELDS = ("type", "aggregate_id", "version", "event_id", "event", "traceparent")
 
 
 def stream_fields(
-    event_id: str, type_: str, aggregate_id: int, version: int, event_json: str
+    event_id: str,
+    type_: str,
+    aggregate_id: int,
+    version: int,
+    event_json: str,
+    traceparent: str | None = None,
 ) -> dict[Any, Any]:  # Any: what redis-py's xadd signature accepts (an invariant dict of unions)
     """An event as a stream entry: the JSON, and beside it what an operator reads at a glance."""
-    return dict(zip(ENTRY_FIELDS, (type_, aggregate_id, version, event_id, event_json), strict=True))
+    values = (type_, aggregate_id, version, event_id, event_json, traceparent or "")
+    return dict(zip(ENTRY_FIELDS, values, strict=True))
 
 
 _encoder = msgspec.json.Encoder()

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from shared.config import S, Settings, exit_on_settings_error, load_settings
 from shared.errors import DomainError
@@ -25,7 +26,7 @@ from shared.http.auth import TokenVerifier, require_role
 from shared.http.body_limit import BodyLimitMiddleware
 from shared.http.health import Check, health_routes
 from shared.http.problems import ProblemType, exception_handlers
-from shared.http.request_context import RequestContextMiddleware
+from shared.http.request_context import RequestContextMiddleware, route_template
 from shared.http.unexpected import UnexpectedErrorMiddleware
 from shared.keys import Keys
 from shared.logs import configure_logging
@@ -36,8 +37,10 @@ from shared.ratelimit.middleware import RateLimitMiddleware
 from shared.ratelimit.spec import parse_limits, parse_networks
 from shared.storage.postgres import ReadPool, connect, create_database, expire_connections, ping
 from shared.storage.redis_conn import create_redis
+from shared.telemetry import tracing
 from shared.telemetry.metrics import ServiceMetrics
 from shared.telemetry.pools import expose_pools
+from shared.telemetry.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,26 @@ def _expose_rate_limiter(metrics: ServiceMetrics, limiter: RateLimiter) -> None:
         "as RATE_LIMIT_FAIL_OPEN says.",
         lambda: limiter.redis_failures,
     )
+
+
+def _tracing_middleware() -> list[Middleware]:
+    """OpenTelemetry's ASGI middleware, outermost, when tracing is on: it continues the caller's
+    trace (`traceparent`) and names each server span by route template."""
+    if not tracing.enabled():
+        return []
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    def span_details(scope: Scope) -> tuple[str, dict[str, str]]:
+        route = route_template(scope)
+        return f"{scope.get('method', 'HTTP')} {route}", {"http.route": route}
+
+    return [
+        Middleware(
+            OpenTelemetryMiddleware,
+            default_span_details=span_details,
+            excluded_urls="/health,/ready,/metrics",
+        )
+    ]
 
 
 ServiceLifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
@@ -140,6 +163,7 @@ def build_app(
             *routes,
         ],
         middleware=[
+            *_tracing_middleware(),
             Middleware(RequestContextMiddleware, metrics=metrics, private_paths=tuple(private_paths)),
             Middleware(UnexpectedErrorMiddleware),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
@@ -163,8 +187,16 @@ def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starl
     """Run `service` in this process until SIGTERM/SIGINT."""
     with exit_on_settings_error(service):
         settings = load_settings(settings_class)
+        configure_tracing(f"storefront-{service}")  # before the app: its middleware depends on it
         app = create_app(settings)
     configure_logging(settings.log_level)
+    try:
+        _run(app, settings)
+    finally:
+        shutdown_tracing()
+
+
+def _run(app: Starlette, settings: Settings) -> None:
     uvicorn.run(
         app,
         host=settings.host,

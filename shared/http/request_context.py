@@ -35,7 +35,7 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     # "/api/products/{id}" rather than the raw path keeps logs' and metrics' cardinality
     # bounded. Starlette's router leaves the route it matched in the scope; a request refused
     # before routing (429, 413) is matched here, so it is counted against its route too.
@@ -93,7 +93,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            seconds, route = time.perf_counter() - started, _route_template(scope)
+            seconds, route = time.perf_counter() - started, route_template(scope)
             if self.metrics is not None:
                 self.metrics.observe_request(scope["method"], route, status, seconds)
             if access_log.isEnabledFor(logging.INFO):
