@@ -14,6 +14,17 @@ from databases import Database
 # before it writes the cart row, and taking locks in the same table order cannot deadlock it.
 _SNAPSHOT_TABLES = ("wishlist_items", "cart_items")
 
+# The columns `_refresh_snapshots` joins as arrays: (name, SQL type). Every row starts with
+# the key; a state sets the rest of the snapshot, a deletion only the availability.
+_KEY_COLUMNS = (("product_id", "bigint"), ("version", "integer"))
+_STATE_COLUMNS = (
+    ("product_name", "text"),
+    ("category_name", "text"),
+    ("current_price", "numeric"),
+    ("is_available", "boolean"),
+)
+_GONE_COLUMNS = (("is_available", "boolean"),)
+
 
 class Snapshot(NamedTuple):
     """What an item keeps of its product, at a version."""
@@ -30,24 +41,13 @@ async def apply_product_states(db: Database, snapshots: Sequence[Snapshot]) -> N
     """Refresh the snapshots of products (one per product) in every cart and wishlist item that
     holds an older version. The version guard makes a duplicate or an out-of-order (older)
     state change nothing."""
-    await _refresh_snapshots(
-        db,
-        (
-            ("product_name", "text"),
-            ("category_name", "text"),
-            ("current_price", "numeric"),
-            ("is_available", "boolean"),
-        ),
-        snapshots,
-    )
+    await _refresh_snapshots(db, _STATE_COLUMNS, snapshots)
 
 
 async def mark_products_gone(db: Database, gone: Sequence[tuple[int, int]]) -> None:
     """Products (id, version of the deletion) were deleted: their items stay (the shopper sees
     why) but cannot be bought."""
-    await _refresh_snapshots(
-        db, (("is_available", "boolean"),), [(pid, version, False) for pid, version in gone]
-    )
+    await _refresh_snapshots(db, _GONE_COLUMNS, [(pid, version, False) for pid, version in gone])
 
 
 async def _refresh_snapshots(
@@ -62,9 +62,9 @@ async def _refresh_snapshots(
     products can still deadlock (the worker then retries the whole batch)."""
     if not rows:
         return
-    spec = (("product_id", "bigint"), ("version", "integer"), *columns)
-    arrays = zip(*sorted(rows, key=lambda row: int(row[0])), strict=True)
-    values = {name: list(array) for (name, _), array in zip(spec, arrays, strict=True)}
+    spec = (*_KEY_COLUMNS, *columns)
+    ordered = sorted(rows)  # by product id: it comes first, and no two rows share one
+    values = {name: [row[i] for row in ordered] for i, (name, _) in enumerate(spec)}
     unnest = ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in spec)
     assignments = ", ".join(f"{name} = e.{name}" for name, _ in columns)
     for table in _SNAPSHOT_TABLES:

@@ -66,7 +66,10 @@ def run_mutmut(name: str, target: Target) -> tuple[Counter[str], list[str]]:
             f"only_mutate = {_toml_list(target.modules)}",
             f"also_copy = {_toml_list(['devtools/', 'sql/'])}",
             f"pytest_add_cli_args_test_selection = {_toml_list(target.tests)}",
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+            # Without the unraisable-exception plugin: mutmut runs pytest in its own process,
+            # and a connection a deliberately failed test leaves behind would turn its
+            # forced-fail check into a crash of the whole run.
+            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:unraisableexception", "-q"]',
             # A mutant that hangs a test (a loop that never ends, a wait never woken) is killed
             # by the timeout: 3 times the tests' own time plus 5 s, not mutmut's 15 times, or
             # the integration targets' timeouts alone would take hours.

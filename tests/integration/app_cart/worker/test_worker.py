@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from app_cart.settings import CartSettings
+from app_cart.worker.run import TOMBSTONE_SECONDS
 from app_cart.worker.run import cart_worker as Worker
 from app_product.app import open_catalog
 from app_product.catalog import products
@@ -699,3 +700,18 @@ async def test_an_older_event_in_a_later_batch_changes_nothing(system):
     item = await system.cart_item(301)
     assert (item["is_available"], item["product_version"]) == (False, 4)
     assert system.worker.failed == 0
+
+
+async def test_applied_events_leave_versioned_tombstones_in_the_product_cache(system):
+    """The backstop invalidation: a changed product's cache key refuses entries older than its
+    new version; a deleted one's is marked deleted, refusing the version before the deletion."""
+    redis = system.worker.redis
+    await items_in_carts(system, 401, 402)
+    await system.worker.ensure_group()
+    await send(system, product_event(401, 3, "3.00"), product_event(402, 5, type_="product.deleted"))
+    await system.work()
+    changed = msgspec.json.decode(await redis.get(system.keys.product(401)))
+    deleted = msgspec.json.decode(await redis.get(system.keys.product(402)))
+    assert changed == {"min_version": 3, "deleted": False}
+    assert deleted == {"min_version": 5, "deleted": True}
+    assert 0 < await redis.pttl(system.keys.product(401)) <= TOMBSTONE_SECONDS * 1000
