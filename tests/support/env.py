@@ -28,7 +28,9 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
     }
 
 
-def make_token(uid: str = "user-1", roles: tuple[str, ...] = (), ttl: int = 300, **claims: Any) -> str:
+def make_token(uid: str = "user-1", roles: tuple[str, ...] = (), ttl: int = 3600, **claims: Any) -> str:
+    """A signed test token. Modules build some at import: an hour outlives any suite run (a
+    shorter life once expired them mid-run, on a slow machine)."""
     now = int(time.time())
     payload = {"uid": uid, "roles": list(roles), "iat": now, "exp": now + ttl, **claims}
     return jwt.encode(payload, TEST_JWT_SECRET, algorithm="HS256")
