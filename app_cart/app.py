@@ -71,7 +71,7 @@ def create_app(
         finally:
             await reads.disconnect()
 
-    reads = create_read_pool(settings, settings.database_read_pool_max)
+    reads = create_read_pool(settings)
     app = build_app(
         SERVICE,
         settings,

@@ -22,10 +22,6 @@ class CartSettings(Settings, frozen=True, kw_only=True, rename="upper"):
         "CATALOG_URL": frozenset({"http", "https"}),
     }
 
-    # The second pool, for reads that need no transaction (shared.db.ReadPool): cart and
-    # wishlist pages.
-    database_read_pool_max: PoolSize = 10
-
     catalog_url: str = "http://127.0.0.1:8001"
     catalog_connect_timeout: Seconds = 1.0
     catalog_read_timeout: Seconds = 2.0

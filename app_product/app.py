@@ -16,7 +16,7 @@ from shared.http.app import build_app
 from shared.keys import Keys
 from shared.ratelimit.groups import default_groups
 from shared.resilience.invalidation import ProductInvalidator
-from shared.storage.postgres import create_database
+from shared.storage.postgres import create_database, create_read_pool
 from shared.storage.redis_conn import create_redis
 
 SERVICE = "catalog"
@@ -29,8 +29,29 @@ def rate_limit_groups(scope: Scope) -> str | None:
 
 
 def create_app(settings: CatalogSettings) -> Starlette:
-    app = build_app(SERVICE, settings, routes, rate_limit_groups=rate_limit_groups)
+    reads = create_read_pool(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await reads.connect()
+        try:
+            yield
+        finally:
+            await reads.disconnect()
+
+    app = build_app(
+        SERVICE,
+        settings,
+        routes,
+        lifespan,
+        rate_limit_groups=rate_limit_groups,
+        ready_checks={"postgres_reads": reads.ping},
+        read_pools=[reads],
+    )
     app.state.catalog = Catalog(app.state.db, invalidator(app.state.redis, settings))
+    # Public reads (products, listings, search, categories) go through their own pool.
+    app.state.reads = reads
+    app.state.http_cache_max_age = settings.http_cache_max_age
     return app
 
 

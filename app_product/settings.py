@@ -14,6 +14,9 @@ class CatalogSettings(Settings, frozen=True, kw_only=True, rename="upper"):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/storefront_catalog"
     # How long a changed product's cache tombstone lives: longer than any cart fetch in flight.
     cache_tombstone_seconds: Seconds = 60.0
+    # How long a browser or CDN may keep a public read (product, listing, category) before
+    # revalidating it with If-None-Match: short, so bursts are absorbed and changes show soon.
+    http_cache_max_age: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 5
 
     # The outbox relay (python -m app_product.relay).
     # One script call appends a batch, and Redis runs nothing else meanwhile: kept small.

@@ -59,6 +59,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     database_pool_min: PoolSize = 1
     database_pool_max: PoolSize = 10
     database_command_timeout: Seconds = 10.0
+    # The second pool, for reads that need no transaction (shared.storage.postgres.ReadPool):
+    # the catalog's public reads, the cart and wishlist pages. Its statements are cancelled
+    # by the server after DATABASE_READ_TIMEOUT, so no anonymous request holds a connection.
+    database_read_pool_max: PoolSize = 10
+    database_read_timeout: Seconds = 2.0
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")] = "storefront"

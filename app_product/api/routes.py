@@ -9,14 +9,16 @@ from starlette.routing import Route
 
 from app_product.api.queries import batch_ids, page_size
 from app_product.api.schemas import CategoryList, CategoryQuery, ProductPage, ProductQuery, VersionQuery
-from app_product.catalog import categories, products
+from app_product.catalog import browse, categories, products, search
 from app_product.catalog.context import Catalog
 from app_product.catalog.models import CategoryCreate, CategoryPatch, ProductCreate, ProductPatch
 from shared.http.auth import require_role
+from shared.http.conditional import entity_tag_of, public_json
 from shared.http.json_io import json_response, parse_query, read_json
-from shared.http.pagination import decode_cursor, next_cursor
+from shared.http.pagination import decode_cursor, decode_ranked_cursor, encode_cursor, next_cursor
 from shared.http.routing import database, path_id
 from shared.http.versioning import etag, expected_version, required_version
+from shared.storage.postgres import ReadPool
 
 ADMIN = "admin"
 
@@ -27,12 +29,29 @@ def catalog(request: Request) -> Catalog:
     return ctx
 
 
+def reads(request: Request) -> ReadPool:
+    pool: ReadPool = request.app.state.reads
+    return pool
+
+
+def public(request: Request, content: object, tag: str) -> Response:
+    """A public read: cacheable for HTTP_CACHE_MAX_AGE, or a 304 if the client holds it."""
+    return public_json(request, content, tag, request.app.state.http_cache_max_age)
+
+
+def page_tag(page: ProductPage) -> str:
+    """A listing's entity tag: its body follows from these (a product's version names its
+    whole representation)."""
+    return entity_tag_of(
+        [(item.id, item.version) for item in page.items] + [page.next_cursor, page.missing, page.searched]
+    )
+
+
 class Categories(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         query = parse_query(request, CategoryQuery)
-        return json_response(
-            CategoryList(items=await categories.list_categories(database(request), query.is_active))
-        )
+        found = CategoryList(items=await browse.categories(reads(request), query.is_active))
+        return public(request, found, entity_tag_of((c.id, c.version) for c in found.items))
 
     async def post(self, request: Request) -> Response:
         require_role(request, ADMIN)
@@ -44,8 +63,8 @@ class Categories(HTTPEndpoint):
 
 class CategoryItem(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
-        category = await categories.get_category(database(request), path_id(request, "category"))
-        return json_response(category, headers={"ETag": etag(category.version)})
+        category = await browse.category(reads(request), path_id(request, "category"))
+        return public(request, category, etag(category.version))
 
     async def patch(self, request: Request) -> Response:
         require_role(request, ADMIN)
@@ -68,18 +87,20 @@ class Products(HTTPEndpoint):
         query = parse_query(request, ProductQuery)
         ids = batch_ids(query)
         if ids is not None:
-            items, missing = await products.batch(database(request), ids)
-            return json_response(ProductPage(items=items, next_cursor=None, missing=missing))
-        limit = page_size(query)
-        items, more = await products.page(
-            database(request),
-            after=0 if query.cursor is None else decode_cursor(query.cursor),
-            limit=limit,
-            category_id=query.category_id,
-            is_active=query.is_active,
-            q=query.q,
-        )
-        return json_response(ProductPage(items=items, next_cursor=next_cursor(items, more)))
+            items, missing = await browse.batch(reads(request), ids)
+            found = ProductPage(items=items, next_cursor=None, missing=missing)
+        elif query.q is not None:
+            found = await _search(request, query, query.q)
+        else:
+            items, more = await browse.page(
+                reads(request),
+                after=0 if query.cursor is None else decode_cursor(query.cursor),
+                limit=page_size(query),
+                category_id=query.category_id,
+                is_active=query.is_active,
+            )
+            found = ProductPage(items=items, next_cursor=next_cursor(items, more))
+        return public(request, found, page_tag(found))
 
     async def post(self, request: Request) -> Response:
         require_role(request, ADMIN)
@@ -89,10 +110,23 @@ class Products(HTTPEndpoint):
         return json_response(product, status_code=201, headers=headers)
 
 
+async def _search(request: Request, query: ProductQuery, text: str) -> ProductPage:
+    found = await search.search(
+        reads(request),
+        text,
+        limit=page_size(query),
+        category_id=query.category_id,
+        is_active=query.is_active,
+        after=None if query.cursor is None else decode_ranked_cursor(query.cursor),
+    )
+    cursor = encode_cursor(found.items[-1].id, found.scores[-1]) if found.more else None
+    return ProductPage(items=found.items, next_cursor=cursor, searched=found.searched)
+
+
 class ProductItem(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
-        product = await products.get_product(database(request), path_id(request, "product"))
-        return json_response(product, headers={"ETag": etag(product.version)})
+        product = await browse.product(reads(request), path_id(request, "product"))
+        return public(request, product, etag(product.version))
 
     async def patch(self, request: Request) -> Response:
         require_role(request, ADMIN)

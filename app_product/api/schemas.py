@@ -39,6 +39,9 @@ class ProductPage(msgspec.Struct):
     next_cursor: str | None = None
     # Only in answers to `?ids=`: the requested ids that name no product.
     missing: list[int] | UnsetType = UNSET
+    # Only in answers to `?q=`: the words searched for, in the order typed (a typo or an
+    # unfinished last word is replaced by the word found in the catalog).
+    searched: list[str] | UnsetType = UNSET
 
 
 class CategoryQuery(Body, kw_only=True):

@@ -33,17 +33,6 @@ from shared.http.versioning import ExpectedVersion
 from shared.types import set_fields
 
 
-async def list_categories(db: Database, is_active: bool | None) -> list[Category]:
-    return [Category(**row) for row in await repo.list_categories(db, is_active)]
-
-
-async def get_category(db: Database, category_id: int) -> Category:
-    row = await repo.fetch_category(db, category_id)
-    if row is None:
-        raise NotFound(f"No category has id {category_id}.")
-    return Category(**row)
-
-
 async def create_category(db: Database, body: CategoryCreate) -> Category:
     try:
         async with db.transaction():

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -34,35 +33,6 @@ def product_from(row: Any) -> Product:
 
 def product_updated(product: Product, changed: list[str]) -> Event:
     return new_event(PRODUCT_UPDATED, product.id, product.version, product, changed, product.updated_at)
-
-
-async def get_product(db: Database, product_id: int) -> Product:
-    row = await repo.fetch_product(db, product_id)
-    if row is None:
-        raise NotFound(f"No product has id {product_id}.")
-    return product_from(row)
-
-
-async def page(
-    db: Database, *, after: int, limit: int, category_id: int | None, is_active: bool | None, q: str | None
-) -> tuple[list[Product], bool]:
-    """A keyset page of products after id `after`, under the filters; and whether more follow."""
-    rows = await repo.list_products(
-        db,
-        after=after,
-        limit=limit + 1,  # one extra row says whether a next page exists
-        category_id=category_id,
-        is_active=is_active,
-        q=q,
-    )
-    return [product_from(row) for row in rows[:limit]], len(rows) > limit
-
-
-async def batch(db: Database, ids: Sequence[int]) -> tuple[list[Product], list[int]]:
-    """The named products that exist, in id order, and the ids that name none."""
-    items = [product_from(row) for row in await repo.fetch_products(db, ids)]
-    found = {item.id for item in items}
-    return items, [i for i in ids if i not in found]
 
 
 async def _category_name(db: Database, category_id: int | None) -> str | None:

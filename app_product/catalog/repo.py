@@ -8,7 +8,7 @@ mappings; the service turns them into wire types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from databases import Database
@@ -36,14 +36,10 @@ def _mapping(row: Any) -> Row | None:
 # Categories -----------------------------------------------------------------------------------
 
 
-async def list_categories(db: Database, is_active: bool | None) -> list[Row]:
-    rows = await db.fetch_all(
-        f"SELECT {CATEGORY_COLUMNS} FROM categories"
-        " WHERE (CAST(:is_active AS boolean) IS NULL OR is_active = :is_active)"
-        " ORDER BY lower(name), id",
-        {"is_active": is_active},
-    )
-    return [row._mapping for row in rows]
+async def category_ids_by_name(db: Database) -> dict[str, int]:
+    """Every category's id by its lower-cased name (the demo data's tool)."""
+    rows = await db.fetch_all("SELECT id, lower(name) AS name FROM categories")
+    return {row["name"]: row["id"] for row in rows}
 
 
 async def fetch_category(db: Database, category_id: int) -> Row | None:
@@ -105,55 +101,9 @@ async def delete_category(db: Database, category_id: int) -> None:
 # Products -------------------------------------------------------------------------------------
 
 
-async def fetch_product(db: Database, product_id: int) -> Row | None:
-    row = await db.fetch_one(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = :id", {"id": product_id})
-    return _mapping(row)
-
-
-async def fetch_products(db: Database, ids: Sequence[int]) -> list[Row]:
-    rows = await db.fetch_all(
-        f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id",
-        {"ids": list(ids)},
-    )
-    return [row._mapping for row in rows]
-
-
 async def product_version(db: Database, product_id: int) -> int | None:
     version = await db.fetch_val("SELECT version FROM products WHERE id = :id", {"id": product_id})
     return None if version is None else int(version)
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-async def list_products(
-    db: Database,
-    *,
-    after: int,
-    limit: int,
-    category_id: int | None,
-    is_active: bool | None,
-    q: str | None,
-) -> list[Row]:
-    """One keyset page: products with id > `after`, in id order, under the given filters."""
-    rows = await db.fetch_all(
-        f"SELECT {PRODUCT_COLUMNS} FROM products"
-        " WHERE id > :after"
-        " AND (CAST(:category_id AS bigint) IS NULL OR category_id = :category_id)"
-        " AND (CAST(:is_active AS boolean) IS NULL OR is_active = :is_active)"
-        " AND (CAST(:pattern AS text) IS NULL OR name ILIKE :pattern)"
-        " ORDER BY id LIMIT :limit",
-        {
-            "after": after,
-            "limit": limit,
-            "category_id": category_id,
-            "is_active": is_active,
-            "pattern": None if q is None else _like_pattern(q),
-        },
-    )
-    return [row._mapping for row in rows]
 
 
 async def insert_product(db: Database, values: Mapping[str, Any]) -> Row:

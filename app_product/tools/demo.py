@@ -33,7 +33,7 @@ PRODUCTS = 300
 
 async def _category_ids(db: Database) -> dict[str, int]:
     # Names are unique ignoring case, so an existing "shoes" is the demo's "Shoes".
-    existing = {row["name"].lower(): row["id"] for row in await repo.list_categories(db, is_active=None)}
+    existing = await repo.category_ids_by_name(db)
     ids = {}
     for name in CATEGORIES:
         if name.lower() not in existing:

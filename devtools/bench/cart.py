@@ -13,10 +13,7 @@ worker each), fills one cart with 20 products, then measures:
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -25,10 +22,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import jwt
 from redis import Redis
 
-from devtools.bench.common import SECRET
+from devtools.bench.common import SECRET, loaded, start, token
 from devtools.servers import free_port, throwaway_postgres, throwaway_redis
 from shared.storage.migrations import SQL_ROOT, migrate
 
@@ -36,47 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ITEMS, CONNECTIONS, SECONDS, ROUNDS, COUNTED = 20, 64, 8, 3, 200
 UNLIMITED = {f"RATE_LIMIT_{group}": "100000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")}
-
-
-def token(uid: str, roles: tuple[str, ...] = ()) -> str:
-    claims = {"uid": uid, "roles": list(roles), "exp": int(time.time()) + 3600}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
-
-
-def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(args, env={**os.environ, **env, "PORT": str(port)}, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)  # polling a process that is starting
-    raise RuntimeError(f"{args} did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, bearer: str) -> float:
-    command = [
-        "wrk",
-        "-t2",
-        f"-c{CONNECTIONS}",
-        f"-d{SECONDS}s",
-        "-H",
-        f"Authorization: Bearer {bearer}",
-        url,
-    ]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors under load:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match is not None, out
-    return float(match.group(1))
 
 
 def count_round_trips(redis_url: str, action: Callable[[], None]) -> int:
@@ -137,13 +92,6 @@ def fill_cart(catalog: str, cart: str, shopper: str) -> list[int]:
     return ids
 
 
-def loaded(url: str, bearer: str, pid: int) -> tuple[float, float]:
-    """Requests per second under wrk, and the server's CPU microseconds per request."""
-    cpu = cpu_seconds(pid)
-    rate = wrk(url, bearer)
-    return rate, (cpu_seconds(pid) - cpu) / (rate * SECONDS) * 1e6
-
-
 def measure(
     shopper: str, cart: str, baseline: str, pids: tuple[int, int], cart_db: str, redis_url: str
 ) -> None:
@@ -172,8 +120,9 @@ def measure(
     )
     cart_runs, base_runs = [], []
     for _ in range(ROUNDS):
-        base_runs.append(loaded(f"{baseline}/api/cart", shopper, pids[1]))
-        cart_runs.append(loaded(f"{cart}/api/cart", shopper, pids[0]))
+        auth = {"Authorization": f"Bearer {shopper}"}
+        base_runs.append(loaded(f"{baseline}/api/cart", auth, pids[1], CONNECTIONS, SECONDS))
+        cart_runs.append(loaded(f"{cart}/api/cart", auth, pids[0], CONNECTIONS, SECONDS))
     c, b = (statistics.median(rate for rate, _ in runs) for runs in (cart_runs, base_runs))
     print(
         f"throughput (wrk, {CONNECTIONS} connections, {ROUNDS} x {SECONDS} s, medians): cart {c:.0f} req/s, "

@@ -1,12 +1,20 @@
 """What the benchmark scripts share: the JWT secret of the services they start, those
-services' environment (test mode, quiet logs, keys under a prefix of the benchmark's own), and
+services' environment (test mode, quiet logs, keys under a prefix of the benchmark's own),
+starting a service and loading it with wrk (throughput and the server's CPU per request), and
 the raw pipelined XADD the event benchmarks compare against."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 from redis.asyncio import Redis
 
 SECRET = "bench-secret-0123456789abcdef-0123456789"
@@ -32,3 +40,55 @@ async def xadd_pipelined(redis: Redis, stream: str, entries: list[dict[Any, Any]
                 pipe.xadd(stream, fields)
             await pipe.execute()
     return time.perf_counter() - started
+
+
+def token(uid: str, roles: tuple[str, ...] = ()) -> str:
+    claims = {"uid": uid, "roles": list(roles), "exp": int(time.time()) + 3600}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """A service process on `port`, once its /health answers."""
+    process = subprocess.Popen(
+        args,
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,  # its logs (the access log among them) are written, not kept
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)  # polling a process that is starting
+    raise RuntimeError(f"{args} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, headers: Mapping[str, str], connections: int, seconds: int) -> float:
+    """Requests per second wrk gets from `url`; any answer but a 2xx or 3xx is an error."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors under load:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"wrk said no rate:\n{out}")
+    return float(match.group(1))
+
+
+def loaded(
+    url: str, headers: Mapping[str, str], pid: int, connections: int, seconds: int
+) -> tuple[float, float]:
+    """Requests per second under wrk, and the server's CPU microseconds per request."""
+    cpu = cpu_seconds(pid)
+    rate = wrk(url, headers, connections, seconds)
+    return rate, (cpu_seconds(pid) - cpu) / (rate * seconds) * 1e6

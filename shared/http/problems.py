@@ -243,6 +243,21 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> Resp
     )
 
 
+async def _handle_query_cancelled(request: Request, exc: Exception) -> Response:
+    # A read ran past DATABASE_READ_TIMEOUT (or an operator cancelled it): the server is busy,
+    # not the request wrong. Logged, as a slow statement is worth an operator's look.
+    log.warning("a statement ran too long on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        503,
+        "query-timeout",
+        "The query took too long",
+        "The database did not answer in time; try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        extensions={"retry_after": DATABASE_RETRY_AFTER_SECONDS},
+    )
+
+
 def unexpected_response(path: str, exc: BaseException) -> Response:
     """The 500 for an exception no handler took, logged here once with its traceback (see
     shared.http.unexpected: Starlette's own last handler would re-raise it, and the server
@@ -271,5 +286,6 @@ def exception_handlers(
         Problem: _handle_problem,
         HTTPException: _handle_http,
         asyncpg.DataError: _handle_data_error,
+        asyncpg.QueryCanceledError: _handle_query_cancelled,
         **dict.fromkeys(DATABASE_UNAVAILABLE, _handle_database_unavailable),
     }

@@ -20,6 +20,7 @@ Two measured costs are avoided (scripts/bench_cart):
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,13 +128,15 @@ async def connect(db: databases.Database) -> None:
         await db.connect()
 
 
-def create_read_pool(settings: Settings, max_size: int) -> ReadPool:
-    """The read pool of a service, configured as its `Database` is, with its own size."""
+def create_read_pool(settings: Settings) -> ReadPool:
+    """The read pool of a service, configured as its `Database` is, with its own size and a
+    server-side statement timeout."""
     return ReadPool(
         settings.database_url,
-        min_size=min(settings.database_pool_min, max_size),
-        max_size=max_size,
+        min_size=min(settings.database_pool_min, settings.database_read_pool_max),
+        max_size=settings.database_read_pool_max,
         command_timeout=settings.database_command_timeout,
+        statement_timeout=settings.database_read_timeout,
     )
 
 
@@ -141,12 +144,17 @@ class ReadPool:
     """A plain asyncpg pool for reads outside any transaction (opened by the app's lifespan).
     Its connections are its own: a read here never sees a transaction's uncommitted writes."""
 
-    def __init__(self, url: str, min_size: int, max_size: int, command_timeout: float) -> None:
+    def __init__(
+        self, url: str, min_size: int, max_size: int, command_timeout: float, statement_timeout: float
+    ) -> None:
         self._options = {
             **connect_arguments(url),
             "min_size": min_size,
             "max_size": max_size,
             "command_timeout": command_timeout,
+            # Cancelled by the server (the connection stays usable), not only given up on by
+            # the client as command_timeout does while the query goes on running.
+            "server_settings": {"statement_timeout": str(math.ceil(statement_timeout * 1000))},
         }
         self._pool: asyncpg.Pool | None = None
 

@@ -23,6 +23,14 @@ async def test_no_token_is_401_with_a_plain_challenge(catalog, unique):
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="storefront"'
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "tag:storefront,2026:problem:unauthorized",
+        "title": "Authentication required",
+        "status": 401,
+        "detail": "This endpoint needs a bearer token in the Authorization header.",
+        "instance": "/api/categories",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 async def test_other_scheme_counts_as_no_token(catalog, unique):
@@ -52,10 +60,37 @@ async def test_invalid_token_is_401_invalid_token(catalog, unique, authorization
     assert response.json()["status"] == 401
 
 
+@pytest.mark.parametrize(
+    ("authorization", "description"),
+    [
+        ("Bearer a b", "The Authorization header is not of the form 'Bearer <token>'"),
+        ("Bearer not-a-jwt", "The token is malformed"),
+        (f"Bearer {make_token(ttl=-120)}", "The token has expired"),
+    ],
+    ids=["not-bearer-token", "not-a-jwt", "expired"],
+)
+async def test_invalid_token_challenge_says_what_is_wrong(catalog, unique, authorization, description):
+    # An expired token is the one a client can fix by itself (get a new one): it must be told so.
+    response = await post_category(catalog, {"Authorization": authorization}, unique)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer realm="storefront", error="invalid_token", error_description="{description}"'
+    )
+    body = response.json()
+    assert (body["type"], body["title"], body["detail"]) == (
+        "tag:storefront,2026:problem:unauthorized",
+        "Authentication required",
+        description,
+    )
+
+
 async def test_user_without_the_admin_role_is_403(catalog, shopper, unique):
     response = await post_category(catalog, shopper, unique)
     assert response.status_code == 403
-    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="storefront", error="insufficient_scope", scope="admin"'
+    )
+    assert response.json()["type"] == "tag:storefront,2026:problem:forbidden"
     assert "admin" in response.json()["detail"]
 
 

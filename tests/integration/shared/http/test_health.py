@@ -19,7 +19,7 @@ async def test_ready_reports_each_dependency(catalog):
     response = await catalog.get("/ready")
     assert response.status_code == 200
     checks = response.json()["checks"]
-    assert set(checks) == {"postgres", "redis"}
+    assert set(checks) == {"postgres", "postgres_reads", "redis"}
     assert all(check["status"] == "up" and check["latency_ms"] >= 0 for check in checks.values())
 
 

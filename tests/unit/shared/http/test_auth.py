@@ -313,7 +313,9 @@ def test_a_remembered_token_expires_at_exp_plus_the_leeway_as_pyjwt_decides():
     assert rejected(v, token).headers["WWW-Authenticate"] == EXPIRED
 
 
-def connection(authorization: str | None = None, token_verifier: TokenVerifier | None = None) -> HTTPConnection:
+def connection(
+    authorization: str | None = None, token_verifier: TokenVerifier | None = None
+) -> HTTPConnection:
     headers = [] if authorization is None else [(b"authorization", authorization.encode())]
     app = SimpleNamespace(state=SimpleNamespace(token_verifier=token_verifier or verifier()))
     return HTTPConnection({"type": "http", "headers": headers, "app": app})
