@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.types import Scope
 
 from app_cart.adapters.catalog_client import catalog_client
+from app_cart.api import contract
 from app_cart.api.internal import routes as internal_routes
 from app_cart.api.problems import PROBLEMS
 from app_cart.api.promo_routes import routes as promo_routes
@@ -83,6 +84,7 @@ def create_app(
         read_pools=[reads],
         # Every answer of the cart is personal: carts, wishlists, promo codes, internal.
         private_paths=("/api/", "/internal/", "/metrics"),
+        openapi=contract.openapi,
     )
     products = catalog_client(settings, app.state.redis, catalog_transport)
     expose_breaker(app.state.metrics, products.breaker, app.state.redis, Keys(settings.redis_key_prefix))

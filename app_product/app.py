@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.types import Scope
 
+from app_product.api import contract
 from app_product.api.routes import routes
 from app_product.catalog.context import Catalog
 from app_product.settings import CatalogSettings
@@ -47,6 +48,7 @@ def create_app(settings: CatalogSettings) -> Starlette:
         rate_limit_groups=rate_limit_groups,
         ready_checks={"postgres_reads": reads.ping},
         read_pools=[reads],
+        openapi=contract.openapi,
     )
     app.state.catalog = Catalog(app.state.db, invalidator(app.state.redis, settings))
     # Public reads (products, listings, search, categories) go through their own pool.

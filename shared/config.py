@@ -80,6 +80,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     # Verified tokens each process remembers (shared.http.auth); 0 verifies every request afresh.
     jwt_cache_size: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 4096
 
+    # Browsers (shared.http.browser): origins allowed to call the API, comma-separated
+    # ("https://shop.example"); empty, the default, allows none. How long a browser may cache
+    # a preflight's answer. gzip for JSON bodies over about 1 KB (off where a proxy compresses).
+    cors_allow_origins: str = ""
+    cors_max_age: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 600
+    http_gzip: bool = True
+
     # Rate limits per route group: comma-separated "<requests>/<seconds>", all enforced.
     rate_limit_enabled: bool = True
     rate_limit_fail_open: bool = True

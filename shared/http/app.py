@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,7 +25,9 @@ from shared.config import S, Settings, exit_on_settings_error, load_settings
 from shared.errors import DomainError
 from shared.http.auth import TokenVerifier, require_role
 from shared.http.body_limit import BodyLimitMiddleware
+from shared.http.browser import browser_middleware
 from shared.http.health import Check, health_routes
+from shared.http.openapi import openapi_route
 from shared.http.problems import ProblemType, exception_handlers
 from shared.http.request_context import RequestContextMiddleware, route_template
 from shared.http.unexpected import UnexpectedErrorMiddleware
@@ -105,6 +108,7 @@ def build_app(
     problems: Mapping[type[DomainError], ProblemType] | None = None,
     read_pools: Sequence[ReadPool] = (),
     private_paths: Sequence[str] = ("/internal/", "/metrics"),
+    openapi: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """The app for `service`; `lifespan`, if given, runs inside the shared one (pools open);
     `rate_limit_groups` names each request's route group (reads, writes, admin, internal);
@@ -112,7 +116,8 @@ def build_app(
     `problems` maps the service's own domain errors to problem types; `read_pools` are the
     service's other PostgreSQL pools (renewed with the main one after an outage);
     `private_paths` are path prefixes whose answers are personal (never stored by a cache),
-    beside any answer to a request that carries credentials."""
+    beside any answer to a request that carries credentials; `openapi` builds the service's
+    OpenAPI document, served at /openapi.json."""
     db = create_database(settings)
     outage = Outage(
         "PostgreSQL",
@@ -160,11 +165,13 @@ def build_app(
         routes=[
             *health_routes(service, _dependency_checks, settings.ready_timeout),
             Route("/metrics", _metrics, methods=["GET"]),
+            *([openapi_route(openapi)] if openapi else []),
             *routes,
         ],
         middleware=[
             *_tracing_middleware(),
             Middleware(RequestContextMiddleware, metrics=metrics, private_paths=tuple(private_paths)),
+            *browser_middleware(settings),
             Middleware(UnexpectedErrorMiddleware),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
             *rate_limit,
