@@ -117,17 +117,17 @@ class Relay:
         backoff = 0.5
         while not stop.is_set():
             try:
-                if await self._session(stop, burst):
-                    return
+                await self._session(stop, burst)
+                return
             except DATABASE_UNAVAILABLE as exc:
+                if not self.database_outage.down:
+                    backoff = 0.5  # a new outage: the pauses start short again
                 self.database_outage.failed(exc)  # the lock went with the session
                 await sleep_unless_stopped(stop, backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
-                continue
-            backoff = 0.5
 
-    async def _session(self, stop: asyncio.Event, burst: bool) -> bool:
-        """One connection's life: lead, then relay; True when done (stopped, or burst over)."""
+    async def _session(self, stop: asyncio.Event, burst: bool) -> None:
+        """One connection's life: lead, then relay, until stopped (or the burst is over)."""
         # A relay killed while a statement runs (its UPDATE waiting on a row lock, say) would
         # keep its session, and with it the relay lock, until that statement ends: PostgreSQL
         # does not read the socket meanwhile. Checking the client every 2 s lets a standby
@@ -138,13 +138,12 @@ class Relay:
         try:
             self.database_outage.succeeded()
             if not await self._lead(conn, stop):
-                return True
+                return
             self.active = True
             await self.state.load(conn)
             wake = asyncio.Event()
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
             await self._loop(conn, stop, wake, burst)
-            return True
         finally:
             self.active = False
             with contextlib.suppress(*DATABASE_UNAVAILABLE):

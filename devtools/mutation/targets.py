@@ -38,7 +38,11 @@ TARGETS: dict[str, Target] = {
             "shared/events/publish.py",
             "shared/events/trim.py",
         ),
-        (f"{IT}/app_product/outbox", f"{IT}/shared/events/test_trim.py"),
+        (
+            f"{IT}/app_product/outbox",
+            f"{IT}/shared/events/test_trim.py",
+            f"{IT}/shared/events/test_publish.py",
+        ),
     ),
     "breaker": Target(("shared/resilience/breaker.py",), (f"{IT}/shared/resilience/test_breaker.py",)),
     "limiter": Target(

@@ -244,7 +244,7 @@ class Consumer:
             except Exception as exc:  # a poison event, or a lost race: find out which, alone
                 log.warning("a batch of %d events failed (%s); applying them one by one", len(events), exc)
             else:
-                self._count(events.values(), "applied")
+                self._count_applied(events.values())
                 return list(events)
         return [
             message_id for message_id, event in events.items() if await self._apply_one(message_id, event)
@@ -264,7 +264,7 @@ class Consumer:
         except Exception as exc:  # whatever failed, the event must stay pending, not crash the worker
             await self._failed(message_id, exc, event.type)
             return False
-        self._count([event], "applied")
+        self._count_applied([event])
         return True
 
     async def _apply_batch(self, events: list[Event]) -> None:
@@ -280,11 +280,10 @@ class Consumer:
                     raise
                 log.warning("a batch of %d events lost a race (%s); trying it again", len(events), exc)
 
-    def _count(self, events: Iterable[Event], outcome: str) -> None:
-        for event in events:
-            self.by_type[(event.type if event.type in self.handles else "unknown", outcome)] += 1
-            if outcome == "applied":
-                self.applied += 1
+    def _count_applied(self, events: Iterable[Event]) -> None:
+        for event in events:  # decoded, so of a type it handles (`_decode`)
+            self.by_type[(event.type, "applied")] += 1
+            self.applied += 1
 
     async def _failed(self, message_id: bytes, exc: Exception, type_: str = "unknown") -> None:
         """Leave the event pending (not acknowledged): retried later, parked as dead after too

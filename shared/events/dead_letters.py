@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -41,11 +41,6 @@ class Parked(IntEnum):
     PAYLOAD_GONE = 2  # trimmed before it was applied: recorded and acknowledged
 
 
-class ParkResult(NamedTuple):
-    outcome: Parked
-    error: str
-
-
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -58,7 +53,7 @@ class DeadLetters:
         self.stream = keys.catalog_events()
         self._park = load(redis, __file__, "park_event")
 
-    async def park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> ParkResult:
+    async def park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> Parked:
         """Move an event from `owner` to `dead` with its record, if `owner` still holds it and it
         has been idle `min_idle_ms`: of two workers that listed the same event, only the first
         parks it, the other gets NOT_PARKED."""
@@ -76,18 +71,17 @@ class DeadLetters:
             ],
         )
         outcome = Parked(reply[0])
-        error = text(reply[1]) if outcome != Parked.NOT_PARKED else ""
         if outcome == Parked.PAYLOAD_GONE:
             log.critical(
                 "event %s was trimmed from the stream before it was applied; it is lost but for its"
                 " record (HGETALL %s): %s",
                 text_id,
                 self.keys.dead_event(text_id),
-                error,
+                text(reply[1]),
             )
         elif outcome == Parked.PARKED:
-            log.error("event %s parked as dead after %d deliveries: %s", text_id, deliveries, error)
-        return ParkResult(outcome, error)
+            log.error("event %s parked as dead after %d deliveries: %s", text_id, deliveries, text(reply[1]))
+        return outcome
 
     async def ids(self, limit: int = LIST_LIMIT) -> list[str]:
         """The ids of dead events, oldest first (at most `limit`); none if there is no group."""

@@ -1,12 +1,12 @@
 """Appending events to the stream.
 
 `append` puts a batch of entries in one script call (`stream_append.lua`): one round trip and
-one reply instead of an XADD and a reply per entry. Given a `Guard`, the script first checks
-that the stream still holds what this producer appended before: the epoch key it wrote is
-there, and the stream's last id is not older than the last one it appended. If not, Redis lost
-data (it restarted empty, or failed over to a replica that lagged): nothing is appended, and the
-answer says how far the stream still goes, so the producer can send again what was lost before
-new entries hide the gap (see app_product.outbox.healing).
+one reply instead of an XADD and a reply per entry. With the producer's `Guard`, the script
+first checks that the stream still holds what this producer appended before: the epoch key it
+wrote is there, and the stream's last id is not older than the last one it appended. If not,
+Redis lost data (it restarted empty, or failed over to a replica that lagged): nothing is
+appended, and the answer says how far the stream still goes, so the producer can send again
+what was lost before new entries hide the gap (see app_product.outbox.healing).
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ class StreamAppender:
         self._epoch_key = epoch_key
         self._append = load(redis, __file__, "stream_append")
 
-    async def append(self, entries: Sequence[Mapping[str, Any]], guard: Guard | None = None) -> Appended:
+    async def append(self, entries: Sequence[Mapping[str, Any]], guard: Guard) -> Appended:
         """Append `entries` (each with the same field names, in the same order), in order; with
         no entries, only check the guard. Raises RedisError if Redis refuses."""
         names = list(entries[0]) if entries else []
         values = [entry[name] for entry in entries for name in names]
-        epoch, last_id = guard if guard is not None else ("", "")
         reply: Any = await self._append(
-            keys=[self.stream, self._epoch_key], args=[epoch, last_id, len(names), *names, *values]
+            keys=[self.stream, self._epoch_key],
+            args=[guard.epoch, guard.last_id, len(names), *names, *values],
         )
         return Appended(bool(reply[0]), reply[1].decode())
 

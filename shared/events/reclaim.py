@@ -151,8 +151,7 @@ class Reclaimer:
         return 1
 
     async def _park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> int:
-        result = await self._dead.park(message_id, owner, deliveries, min_idle_ms)
-        if result.outcome == Parked.NOT_PARKED:
+        if await self._dead.park(message_id, owner, deliveries, min_idle_ms) == Parked.NOT_PARKED:
             return 0
         self.parked += 1
         return 1

@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -28,6 +29,7 @@ from shared.storage.migrations import SQL_ROOT, migrate
 from shared.storage.postgres import create_database
 from shared.storage.redis_conn import create_redis
 from tests.support.env import service_env
+from tests.support.waits import until
 
 
 @pytest.fixture
@@ -263,6 +265,7 @@ async def test_a_poison_event_is_retried_with_growing_waits_then_parked_as_dead(
     assert (handled, await deliveries()) == (1, 3) and waited >= 2 * RETRY_BASE - 0.001  # doubled
     handled, _, _ = await reclaimed(worker, third)
     assert (handled, worker.parked) == (1, 1)  # the third failure makes 3 deliveries: parked
+    assert worker.retried == 2
     # What an operator sees with redis-cli (XPENDING ... dead, HGETALL the dead hash).
     dead = await redis.xpending_range(stream, GROUP, "-", "+", 10, consumername="dead")
     assert [entry["message_id"].decode() for entry in dead] == [message_id]
@@ -368,6 +371,8 @@ async def test_a_database_outage_records_no_failure_and_its_events_are_applied_o
         await task
     assert (worker.failed, worker.parked) == (0, 0)
     assert (await redis.xpending(stream, GROUP))["pending"] == 0
+    # For the metrics: each pause counted, as the database's (the batch, then each ping).
+    assert worker.backoffs >= 3 and worker.backoffs_by == {"database": worker.backoffs}
 
 
 async def test_an_own_pending_event_with_no_error_is_retried(system):
@@ -403,14 +408,24 @@ async def test_events_failing_after_a_thousand_parked_ones_are_still_retried(sys
     await send(system, *(product_event(pid, 2) for pid in (51, 52, 53)))
     await redis.xreadgroup(GROUP, "gone", {stream: ">"})  # a worker that died with them
 
-    async def versions() -> list[int]:
-        return [(await system.cart_item(pid))["product_version"] for pid in (51, 52, 53)]
+    async def due() -> bool:  # idle for their first retry
+        idle = int(RETRY_BASE * 1000)
+        return len(await redis.xpending_range(stream, GROUP, "-", "+", 10, "gone", idle=idle)) == 3
 
-    with anyio.fail_after(10):
-        while await versions() != [2, 2, 2]:
-            await worker.reclaim()
-            await anyio.sleep(0.005)
+    await until(due)
+    pages_before = await xpending_calls(redis)
+    assert await worker.reclaim() == 3  # all of them, over two pages, in one reclaim
+    # Two pages, and a holder check per claim (claim_pending.lua): not 500 pages of dead ones.
+    assert await xpending_calls(redis) - pages_before < 20
+    versions = [(await system.cart_item(pid))["product_version"] for pid in (51, 52, 53)]
+    assert versions == [2, 2, 2]
     assert (await redis.xpending(stream, GROUP))["pending"] == 1001  # only the parked ones
+
+
+async def xpending_calls(redis) -> int:
+    """XPENDING calls the server has answered so far (it is this test's alone while it runs)."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_xpending", {}).get("calls", 0))
 
 
 async def park_a_poison_event(system) -> tuple[Worker, str]:
@@ -675,7 +690,16 @@ async def test_a_poison_event_in_a_batch_fails_alone_and_the_others_are_applied(
     pending = await redis.xpending_range(stream, GROUP, "-", "+", 10)
     assert [entry["message_id"] for entry in pending] == ids[1:4]  # only the three that failed
     assert sorted(await redis.hkeys(system.keys.event_errors())) == ids[1:4]  # each with its reason
+    for record in (await redis.hgetall(system.keys.event_errors())).values():
+        when, _, reason = record.decode().partition(" ")  # when it failed (UTC), then why
+        assert datetime.fromisoformat(when).utcoffset() == timedelta(0) and "Error" in reason
     assert (system.worker.applied, system.worker.failed) == (3, 3)
+    assert system.worker.by_type == {  # for the metrics: what failed, by its type if it has a handler
+        ("product.updated", "applied"): 2,
+        ("category.updated", "applied"): 1,
+        ("product.updated", "failed"): 1,
+        ("unknown", "failed"): 2,  # one not even JSON, one of a type no handler knows
+    }
 
 
 async def test_an_older_event_in_a_later_batch_changes_nothing(system):

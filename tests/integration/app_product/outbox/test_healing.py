@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from app_product.app import open_catalog
 from app_product.catalog import products
 from app_product.catalog.models import ProductCreate
+from app_product.outbox.healing import StreamGuard
 from app_product.outbox.relay import Relay
 from app_product.settings import CatalogSettings
 from devtools.servers import throwaway_redis
@@ -86,8 +87,11 @@ async def test_redis_back_empty_gets_every_event_again(catalog_db, own_redis, ca
         own_redis.lose_data()  # the idle relay must notice: nothing new is sent to trip it
         await until(lambda: _equal(stream_event_ids(own_redis.url, stream), expected))
         assert relay.state.resent == 5
-    [warning] = [r.getMessage() for r in caplog.records if "lost catalog events" in r.getMessage()]
-    assert "5 event(s) marked to be sent again" in warning
+        own_redis.lose_data()  # and again: the count is the process's, for its metric
+        await until(lambda: _equal(stream_event_ids(own_redis.url, stream), expected))
+        assert relay.state.resent == 10
+    warnings = [r.getMessage() for r in caplog.records if "lost catalog events" in r.getMessage()]
+    assert len(warnings) == 2 and all("5 event(s) marked to be sent again" in w for w in warnings)
 
 
 async def test_a_replica_that_lagged_gets_what_it_missed(catalog_db, own_redis):
@@ -128,6 +132,37 @@ async def test_an_entry_appended_by_someone_else_after_the_loss_does_not_hide_it
     await relay.redis.aclose()
     assert relay.state.resent == 3
     assert sorted(await stream_event_ids(own_redis.url, stream)) == sorted([*expected, "someone-else"])
+
+
+async def test_a_relay_started_after_a_heal_sends_what_it_marked_without_a_second_alarm(
+    catalog_db, own_redis, caplog
+):
+    """A relay can die between marking what was lost and sending it again. The heal also made
+    the relay's state forget its last id, so the next relay sends the marked rows as they are,
+    without taking the loss for a new one."""
+    caplog.set_level(logging.WARNING, logger="app_product.relay")
+    settings = settings_for(catalog_db, own_redis.url)
+    stream = Keys(settings.redis_key_prefix).catalog_events()
+    await create_products(settings, 3)
+    expected = await outbox_event_ids(catalog_db)
+    first = Relay(settings, Redis.from_url(own_redis.url))
+    await first.run(asyncio.Event(), burst=True)
+    await first.redis.aclose()
+    own_redis.lose_data()
+    conn = await asyncpg.connect(catalog_db)
+    try:  # what the first relay would do next, had it noticed the loss before dying
+        state = StreamGuard(stream)
+        await state.load(conn)
+        assert await state.heal(conn, "0-0") == 3
+    finally:
+        await conn.close()
+    caplog.clear()
+    second = Relay(settings, Redis.from_url(own_redis.url))
+    await second.run(asyncio.Event(), burst=True)
+    await second.redis.aclose()
+    assert (second.sent, second.state.resent) == (3, 0)
+    assert not [r for r in caplog.records if "lost catalog events" in r.getMessage()]
+    assert sorted(await stream_event_ids(own_redis.url, stream)) == sorted(expected)
 
 
 async def _equal(got, expected) -> bool:

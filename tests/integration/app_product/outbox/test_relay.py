@@ -2,10 +2,13 @@
 
 import asyncio
 import contextlib
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -119,7 +122,8 @@ async def test_a_row_committing_late_is_still_sent(catalog_db, redis_server):
     assert await unsent(catalog_db) == 0
 
 
-async def test_redis_down_loses_nothing(catalog_db):
+async def test_redis_down_loses_nothing_and_is_reported_once(catalog_db, caplog):
+    caplog.set_level(logging.WARNING, logger="app_product.relay")
     with throwaway_redis() as server:
         settings = settings_for(catalog_db, server.url, RELAY_POLL_SECONDS="0.1")
         relay = Relay(settings, Redis.from_url(server.url, socket_connect_timeout=0.2, socket_timeout=0.2))
@@ -136,6 +140,10 @@ async def test_redis_down_loses_nothing(catalog_db):
             stop.set()
         await relay.redis.aclose()
         assert len(await stream_events(server.url, settings)) == 3
+    messages = [r.getMessage() for r in caplog.records]
+    [down] = [m for m in messages if m.startswith("Redis (relay) cannot be reached")]
+    assert re.match(r"Redis \(relay\) cannot be reached \(\w+Error: ", down), down  # and why
+    assert sum(m.startswith("Redis (relay) is reachable again") for m in messages) == 1
 
 
 async def test_resend_sends_again_what_was_sent_since_a_time(catalog_db, redis_server):
@@ -304,6 +312,7 @@ async def test_a_standby_relay_stops_when_told_without_sending(catalog_db, redis
         standby = asyncio.create_task(relay.run(stop))
         try:
             await until(lambda: equals(relay_lock_waiters(holder), 1), seconds=DEADLINE)
+            assert relay.active is False  # for its metric: standing by
             stop.set()
             done, _ = await asyncio.wait({standby}, timeout=DEADLINE)
             assert standby in done, "a stopped standby relay kept waiting for the lock"
@@ -317,9 +326,18 @@ async def test_a_standby_relay_stops_when_told_without_sending(catalog_db, redis
         await until(lambda: equals(relay_lock_waiters(holder), 0), seconds=DEADLINE)
     finally:
         await holder.close()
-    assert relay.sent == 0
+    assert relay.sent == 0 and relay.active is False
     assert await stream_length(redis_server.url, settings) == 0
     assert await unsent(catalog_db) == 1
+    assert await relay_states(catalog_db) == []  # it never acted as the relay: no state made
+
+
+async def relay_states(database_url: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return [row["stream"] for row in await conn.fetch("SELECT stream FROM relay_state")]
+    finally:
+        await conn.close()
 
 
 async def outbox_ids(database_url: str) -> list[int]:
@@ -399,3 +417,182 @@ async def test_the_relay_is_woken_when_a_change_commits(catalog_db, redis_server
     [entry] = await stream_events(redis_server.url, settings)
     assert (entry["type"], entry["aggregate_id"]) == ("category.created", str(kept.id))
     assert await unsent(catalog_db) == 0
+
+
+async def test_the_relay_counts_the_events_and_batches_it_sends(catalog_db, redis_server):
+    settings = settings_for(catalog_db, redis_server.url, RELAY_BATCH_SIZE="2")
+    relay = Relay(settings, Redis.from_url(redis_server.url))
+    batches: list[tuple[int, float]] = []
+    relay.on_batch = lambda size, seconds: batches.append((size, seconds))  # as the metrics do
+    started = time.perf_counter()
+    await insert_unsent(catalog_db, 5)
+    await relay.run(asyncio.Event(), burst=True)
+    await insert_unsent(catalog_db, 1)
+    await relay.run(asyncio.Event(), burst=True)  # the counts go on: they are the process's
+    took = time.perf_counter() - started
+    await relay.redis.aclose()
+    assert [size for size, _ in batches] == [2, 2, 1, 1]
+    assert all(0 < seconds < took for _, seconds in batches), batches
+    assert (relay.sent, relay.batches) == (6, 4)
+
+
+async def test_a_standby_relay_takes_over_in_process_when_the_active_one_stops(
+    catalog_db, redis_server, caplog
+):
+    caplog.set_level(logging.INFO, logger="app_product.relay")
+    settings = settings_for(catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL)
+    first = Relay(settings, Redis.from_url(redis_server.url))
+    second = Relay(settings, Redis.from_url(redis_server.url))
+    assert (first.active, second.active) == (False, False)
+    watcher = await asyncpg.connect(catalog_db)
+    stop_first = asyncio.Event()
+    leading = asyncio.create_task(first.run(stop_first))
+    try:
+        await until(lambda: is_active(first), seconds=DEADLINE)
+        async with relay_running(second):
+            await until(lambda: equals(relay_lock_waiters(watcher), 1), seconds=DEADLINE)
+            assert (first.active, second.active) == (True, False)
+            stop_first.set()
+            with anyio.fail_after(DEADLINE):
+                await leading
+            assert first.active is False
+            await until(lambda: is_active(second), seconds=DEADLINE)
+            await make_changes(settings)  # the relay that took over sends them
+            await until(lambda: equals(stream_length(redis_server.url, settings), 3), seconds=DEADLINE)
+    finally:
+        leading.cancel()
+        with contextlib.suppress(BaseException):
+            await leading
+        await first.redis.aclose()
+        await watcher.close()
+    assert (first.sent, second.sent) == (0, 3)
+    assert [r.getMessage() for r in caplog.records if r.name == "app_product.relay"] == [
+        "relay active",
+        "another relay is active; standing by",
+        "relay active (took over)",
+    ]
+
+
+async def is_active(relay: Relay) -> bool:
+    return relay.active
+
+
+async def test_a_relay_dying_while_its_update_waits_on_a_row_lock_frees_the_relay_lock(
+    catalog_db, redis_server, monkeypatch
+):
+    """Its session checks that the client is still there every 2 s: without that, PostgreSQL
+    would keep the dead relay's session, and the relay lock, until the UPDATE got its row."""
+    settings = settings_for(catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL)
+    connections: list[asyncpg.Connection] = []
+    connect = asyncpg.connect
+
+    async def connect_and_keep(*args, **kwargs):
+        connections.append(await connect(*args, **kwargs))
+        return connections[-1]
+
+    await insert_unsent(catalog_db, 1)
+    blocker, watcher = await asyncpg.connect(catalog_db), await asyncpg.connect(catalog_db)
+    relay, stop = Relay(settings, Redis.from_url(redis_server.url)), asyncio.Event()
+    task = None
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("SELECT id FROM outbox FOR UPDATE")  # the row the relay will mark
+        monkeypatch.setattr(relay_module.asyncpg, "connect", connect_and_keep)
+        task = asyncio.create_task(relay.run(stop))
+        await until(lambda: equals(stream_length(redis_server.url, settings), 1), seconds=DEADLINE)
+        await until(lambda: equals(updates_waiting_on_a_lock(watcher), 1), seconds=DEADLINE)
+        monkeypatch.undo()
+        # The relay process dies: its socket closes, its statement still waiting on the server.
+        stop.set()
+        [relay_connection] = connections
+        relay_connection.terminate()
+        with anyio.fail_after(DEADLINE):
+            await task
+        await until(lambda: lock_is_free(watcher), seconds=2 * DEADLINE)
+        await transaction.rollback()
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await relay.redis.aclose()
+        await blocker.close()
+        await watcher.close()
+
+
+async def updates_waiting_on_a_lock(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%UPDATE outbox SET sent_at = now()%'"
+        )
+    )
+
+
+async def lock_is_free(conn: asyncpg.Connection) -> bool:
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+        return False
+    await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+    return True
+
+
+async def read_and_acknowledge_everything(redis_url: str, stream: str, group: str) -> None:
+    async with Redis.from_url(redis_url) as redis:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: made by an earlier call
+            await redis.xgroup_create(stream, group, id="0")
+        reply = await redis.xreadgroup(group, "reader-1", {stream: ">"})
+        read = [entry_id for _, entries in reply for entry_id, _ in entries]
+        if read:
+            await redis.xack(stream, group, *read)
+
+
+async def test_what_the_relay_trims_adds_up_over_its_rounds(catalog_db, redis_server):
+    settings = settings_for(
+        catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL, STREAM_RETENTION_SECONDS="0"
+    )
+    stream = Keys(settings.redis_key_prefix).catalog_events()
+    redis = Redis.from_url(redis_server.url)
+    relay = Relay(settings, redis)
+    try:
+        for round_ in (1, 2):
+            await make_changes(settings)
+            await relay.run(asyncio.Event(), burst=True)  # a burst neither prunes nor trims
+            await read_and_acknowledge_everything(redis_server.url, stream, "readers")
+            stop = asyncio.Event()
+            task = asyncio.create_task(relay.run(stop))  # its first idle round trims
+            try:
+                await until(lambda: equals(stream_length(redis_server.url, settings), 0), seconds=DEADLINE)
+            finally:
+                stop.set()
+                with anyio.fail_after(DEADLINE):
+                    await task
+            assert relay.trimmed == 3 * round_
+    finally:
+        await redis.aclose()
+
+
+async def test_a_relay_refused_its_trim_goes_on_sending(catalog_db, redis_server):
+    """Trimming waits for a later round when Redis refuses it (here an ACL without XTRIM)."""
+    settings = settings_for(
+        catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL, STREAM_RETENTION_SECONDS="0"
+    )
+    stream = Keys(settings.redis_key_prefix).catalog_events()
+    user, password = f"relay-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    async with Redis.from_url(redis_server.url) as admin:
+        await admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all", "-xtrim")
+        try:
+            await make_changes(settings)
+            sender = Relay(settings, Redis.from_url(redis_server.url))
+            await sender.run(asyncio.Event(), burst=True)
+            await sender.redis.aclose()
+            await read_and_acknowledge_everything(redis_server.url, stream, "readers")
+            url = redis_server.url.replace("redis://", f"redis://{user}:{password}@")
+            relay = Relay(settings, Redis.from_url(url))
+            async with relay_running(relay):
+                await until(lambda: is_active(relay), seconds=DEADLINE)
+                await make_changes(settings)  # sent after the first idle round tried to trim
+                await until(lambda: equals(stream_length(redis_server.url, settings), 6), seconds=DEADLINE)
+            assert relay.trimmed == 0
+        finally:
+            await admin.execute_command("ACL", "DELUSER", user)

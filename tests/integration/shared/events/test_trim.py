@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import anyio
@@ -73,6 +74,21 @@ async def test_recent_history_is_kept(stream):
     await fill(redis, key, 1000)
     await redis.xgroup_create(key, CART_GROUP, id="$")  # everything counts as read
     assert await trim(redis, key, retention_seconds=3600) == 0
+
+
+async def test_history_older_than_the_retention_goes_and_younger_history_stays(stream):
+    redis, key = stream
+    now_ms = int(time.time() * 1000)
+    # Two macro nodes (100 entries each) a second past an hour's retention, then two well inside it.
+    old = [f"{now_ms - 3_601_000}-{seq}" for seq in range(200)]
+    young = [f"{now_ms - 3_500_000}-{seq}" for seq in range(200)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for entry_id in old + young:
+            pipe.xadd(key, {"n": 1}, id=entry_id)
+        await pipe.execute()
+    await redis.xgroup_create(key, CART_GROUP, id="$")  # everything counts as read
+    assert await trim(redis, key, retention_seconds=3600) == 200
+    assert [entry_id.decode() for entry_id, _ in await redis.xrange(key)] == young
 
 
 EVENTS, POISON_EVERY, TRIM_EVERY = 1000, 20, 25  # updates; one poison event (it always fails) per 20
