@@ -47,8 +47,21 @@ _ACCEPTED = {
 }
 
 
-def _cart_write(method: str, path: str, summary: str, body: type | None = None, **more: Any) -> Operation:
-    answers = (Answer(200, "The cart as it now is.", CartView, REPLAYABLE), REFUSED, CATALOG_DOWN, CONFLICT)
+def _cart_write(
+    method: str,
+    path: str,
+    summary: str,
+    body: type | None = None,
+    more_answers: tuple[Answer, ...] = (),
+    **more: Any,
+) -> Operation:
+    answers = (
+        Answer(200, "The cart as it now is.", CartView, REPLAYABLE),
+        REFUSED,
+        CATALOG_DOWN,
+        CONFLICT,
+        *more_answers,
+    )
     return Operation(
         method, path, summary, answers, tag="cart", body=body, access=USER, request_headers=WRITE, **more
     )
@@ -76,7 +89,12 @@ OPERATIONS = (
     _cart_write("PATCH", "/api/cart/items/{product_id}", "Set an item's quantity", SetQuantity),
     _cart_write("DELETE", "/api/cart/items/{product_id}", "Remove an item"),
     _cart_write("POST", "/api/cart/promo", "Apply a promo code", ApplyPromo),
-    _cart_write("DELETE", "/api/cart/promo", "Remove the promo code"),
+    _cart_write(
+        "DELETE",
+        "/api/cart/promo",
+        "Remove the promo code",
+        more_answers=(Answer(404, "No promo code is applied to the cart.", ProblemDetails),),
+    ),
     Operation(
         "GET",
         "/api/wishlist",
@@ -166,7 +184,7 @@ OPERATIONS = (
         "DELETE",
         "/api/promo-codes/{id}",
         "Deactivate a promo code",
-        (Answer(204, "Deactivated."),),
+        (Answer(204, "Deactivated; the code stays readable, as carts refer to it."),),
         tag="promo codes",
         access=ADMIN,
     ),

@@ -9,7 +9,9 @@ same I/O (devtools/bench/catalog_baseline.py), then reports:
   p99 in ms): what a shopper waits for, whatever the words (target: within 20 ms);
 - throughput with wrk against the catalog and the baseline, alternating in the same run, as
   their ratio, with the server CPU per request (target: at least 0.8 for the product page and
-  the listings), and what a `304` costs against a `200`.
+  the listings), and what a `304` costs against a `200`;
+- what gzip costs and saves on a listing of 100 products: the catalog alone, with and without
+  `Accept-Encoding: gzip`, alternating.
 """
 
 from __future__ import annotations
@@ -109,10 +111,39 @@ def throughput(catalog: str, baseline: str, pids: tuple[int, int], products: int
         )
 
 
+def compression(catalog: str, pid: int) -> None:
+    path = "/api/products?limit=100"
+    gzip = {"Accept-Encoding": "gzip"}
+    plain, packed = (
+        httpx.get(catalog + path, headers={"Accept-Encoding": "identity"}),
+        httpx.get(catalog + path, headers=gzip),
+    )
+    assert packed.headers.get("content-encoding") == "gzip", packed.headers
+    sizes = len(plain.content), int(packed.headers["content-length"])
+    runs: tuple[list[tuple[float, float]], list[tuple[float, float]]] = ([], [])
+    for _ in range(ROUNDS):
+        runs[0].append(loaded(catalog + path, {}, pid, CONNECTIONS, SECONDS))
+        runs[1].append(loaded(catalog + path, gzip, pid, CONNECTIONS, SECONDS))
+    rps, cpu = (statistics.median(run[i] for run in runs[0]) for i in (0, 1))
+    gz_rps, gz_cpu = (statistics.median(run[i] for run in runs[1]) for i in (0, 1))
+    print(
+        f"gzip, a listing of 100 products ({sizes[0]:,} bytes, gzipped {sizes[1]:,}:"
+        f" {sizes[1] / sizes[0]:.2f}):"
+    )
+    print(
+        f"  requests/s {rps:.0f} plain, {gz_rps:.0f} gzipped ({gz_rps / rps:.2f});"
+        f" CPU us/req {cpu:.0f} plain, {gz_cpu:.0f} gzipped ({gz_cpu / cpu:.2f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="scripts/bench_catalog", description=__doc__.split("\n")[0])
     parser.add_argument("--products", type=int, default=100_000, help="products to load (default 100000)")
-    parser.add_argument("--no-throughput", action="store_true", help="latencies only")
+    parser.add_argument(
+        "--parts",
+        default="latency,throughput,gzip",
+        help="what to measure, comma-separated (default: latency,throughput,gzip)",
+    )
     args = parser.parse_args(argv)
     with throwaway_postgres() as pg, throwaway_redis() as rd:
         database = pg.url("bench_catalog")
@@ -129,11 +160,15 @@ def main(argv: list[str] | None = None) -> None:
             processes.append(start([sys.executable, "-m", "app_product"], env, ports["catalog"]))
             baseline = [sys.executable, "-m", "devtools.bench.catalog_baseline", str(ports["baseline"])]
             processes.append(start(baseline, env, ports["baseline"]))
-            latencies(url["catalog"], scenarios(args.products))
-            if not args.no_throughput:
+            parts = set(args.parts.split(","))
+            if "latency" in parts:
+                latencies(url["catalog"], scenarios(args.products))
+            if "throughput" in parts:
                 throughput(
                     url["catalog"], url["baseline"], (processes[0].pid, processes[1].pid), args.products
                 )
+            if "gzip" in parts:
+                compression(url["catalog"], processes[0].pid)
         finally:
             for process in processes:
                 process.terminate()

@@ -63,7 +63,7 @@ RESPONSE_HEADERS: Mapping[str, tuple[str, dict[str, Any]]] = {
 REQUEST_HEADERS: Mapping[str, tuple[str, dict[str, Any]]] = {
     "Idempotency-Key": (
         "Makes a write safe to retry: a repeat with the same key (and body) gets the first answer.",
-        {"type": "string", "minLength": 1, "maxLength": 255},
+        {"type": "string", "pattern": "^[!-~]{1,255}$"},
     ),
     "If-Match": (
         "The version read, as its ETag: the write applies only if it is still current.",
@@ -135,6 +135,13 @@ def _shared_answers(operation: Operation) -> list[Answer]:
         ]
     if operation.query is not None:
         answers.append(_problem(400, "A query parameter is invalid; `errors` names it."))
+    if operation.request_headers:
+        answers.append(_problem(400, f"A header ({', '.join(operation.request_headers)}) is malformed."))
+    if "Idempotency-Key" in operation.request_headers:
+        answers += [
+            _problem(409, "A request with this Idempotency-Key is still in flight."),
+            _problem(422, "This Idempotency-Key was used for a different request."),
+        ]
     if "{" in operation.path:
         answers.append(_problem(404, "Nothing has that id."))
     return answers

@@ -111,10 +111,16 @@ def running_catalog(
 
 
 def running_cart(
-    database_url: str, redis_url: str, catalog_url: str, *, prefix: str, **extra: str
+    database_url: str,
+    redis_url: str,
+    catalog_url: str,
+    *,
+    prefix: str,
+    log: Path | None = None,
+    **extra: str,
 ) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[str]]]:
     env = service_env(database_url, redis_url, CATALOG_URL=catalog_url, REDIS_KEY_PREFIX=prefix, **extra)
-    return running_service("app_cart", env)
+    return running_service("app_cart", env, log)
 
 
 def prepare(database_url: str, redis_url: str, service: str, *commands: list[str]) -> None:
