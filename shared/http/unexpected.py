@@ -4,11 +4,14 @@ Starlette's ServerErrorMiddleware answers such an exception and then re-raises i
 server, which logs its traceback again: every unexpected error was logged twice. This
 middleware, inside the request context (so the 500 carries the request id), answers it and
 swallows it instead. If the response had already started, nothing can be sent: the traceback
-is logged and the connection ends.
+is logged and the connection ends. A client that went away before its body was read
+(`ClientDisconnect`) is nobody's error: nothing was done, nobody waits for an answer; it is
+logged at info level.
 """
 
 from __future__ import annotations
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import log, unexpected_response
@@ -32,6 +35,8 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, watching_send)
+        except ClientDisconnect:
+            log.info("the client left %s %s before its request was read", scope["method"], scope["path"])
         except Exception as exc:
             if started:
                 log.error("unhandled error on %s after the response started", scope["path"], exc_info=exc)

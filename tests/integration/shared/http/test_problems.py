@@ -89,6 +89,42 @@ async def test_unexpected_error_is_a_bare_500_logged_once(catalog_settings, capl
     assert [r.name for r in logged] == ["shared.http.problems"]
 
 
+async def test_a_client_gone_before_its_body_is_read_is_no_error(catalog_settings, caplog):
+    async def echo(request: Request) -> None:
+        await request.body()
+        raise AssertionError("the body of a client that left cannot be read")
+
+    app = build_app("test", catalog_settings, [Route("/echo", echo, methods=["POST"])])
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("t", 80),
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    caplog.set_level(logging.INFO, logger="shared.http.problems")
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+    assert sent == []  # nobody to answer
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("left POST /echo" in r.getMessage() for r in caplog.records)
+
+
 async def test_request_id_is_echoed_or_generated(catalog):
     echoed = await catalog.get("/health", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
