@@ -80,12 +80,14 @@ async def item_quantity(db: Database, cart_id: int, product_id: int) -> int | No
 _FROM_EXCLUDED = {
     "product_name": "EXCLUDED.product_name",
     "category_name": "EXCLUDED.category_name",
+    "category_id": "EXCLUDED.category_id",
     "current_price": "EXCLUDED.current_price",
     "is_available": "EXCLUDED.is_available",
 }
 _FROM_BINDS = {
     "product_name": ":name",
     "category_name": ":category_name",
+    "category_id": ":category_id",
     "current_price": ":price",
     "is_available": ":is_available",
 }
@@ -109,10 +111,10 @@ async def add_item(
     the new quantity, or None if it would pass the limit. One statement: two concurrent adds
     of one product sum, whichever comes first."""
     row = await db.fetch_one(
-        "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, category_name,"
+        "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, category_name, category_id,"
         " price_when_added, current_price, is_available, product_version)"
-        " VALUES (:cart_id, :product_id, :quantity, :name, :category_name, :price, :price, :is_available,"
-        " :version)"
+        " VALUES (:cart_id, :product_id, :quantity, :name, :category_name, :category_id, :price, :price,"
+        " :is_available, :version)"
         " ON CONFLICT (cart_id, product_id) DO UPDATE SET"
         " quantity = cart_items.quantity + EXCLUDED.quantity, "
         + _snapshot_unless_older("EXCLUDED.product_version", _FROM_EXCLUDED)

@@ -22,6 +22,7 @@ _STATE_COLUMNS = (
     ("category_name", "text"),
     ("current_price", "numeric"),
     ("is_available", "boolean"),
+    ("category_id", "bigint"),
 )
 _GONE_COLUMNS = (("is_available", "boolean"),)
 
@@ -35,6 +36,7 @@ class Snapshot(NamedTuple):
     category_name: str | None
     price: Decimal
     is_available: bool
+    category_id: int | None
 
 
 async def apply_product_states(db: Database, snapshots: Sequence[Snapshot]) -> None:
@@ -85,17 +87,21 @@ class Held(NamedTuple):
     any_available: bool
 
 
-async def held_products(db: Database, after: int, limit: int) -> list[Held]:
-    """A page of the distinct products held in carts and wishlists, in id order, after `after`:
-    the ids first (each table walked by its product_id index, stopping after `limit` distinct
-    ones), then every item row of exactly those ids, so a product held by many items is judged
-    on all of them."""
+async def held_products(
+    db: Database, after: int, limit: int, *, without_category: bool = False
+) -> list[Held]:
+    """A page of the distinct products held in carts and wishlists, in id order, after `after`
+    (with `without_category`, only those some item holds with no category recorded: written
+    before items kept it, or of a product without one): the ids first (each table walked by its
+    product_id index, stopping after `limit` distinct ones), then every item row of exactly
+    those ids, so a product held by many items is judged on all of them."""
+    only = " AND category_id IS NULL" if without_category else ""
     rows = await db.fetch_all(
         "WITH ids AS (SELECT product_id FROM ("
-        " (SELECT DISTINCT product_id FROM cart_items WHERE product_id > :after"
+        f" (SELECT DISTINCT product_id FROM cart_items WHERE product_id > :after{only}"
         " ORDER BY product_id LIMIT :limit)"
         " UNION"
-        " (SELECT DISTINCT product_id FROM wishlist_items WHERE product_id > :after"
+        f" (SELECT DISTINCT product_id FROM wishlist_items WHERE product_id > :after{only}"
         " ORDER BY product_id LIMIT :limit)"
         ") AS both_tables ORDER BY product_id LIMIT :limit)"
         " SELECT held.product_id, min(held.product_version) AS oldest,"
@@ -106,3 +112,46 @@ async def held_products(db: Database, after: int, limit: int) -> list[Held]:
         {"after": after, "limit": limit},
     )
     return [Held(row["product_id"], row["oldest"], row["available"]) for row in rows]
+
+
+async def held_in_categories(db: Database, category_ids: Sequence[int]) -> list[Held]:
+    """The distinct products that cart and wishlist items hold as in one of `category_ids`
+    (each table through its category index), judged on all their items there."""
+    rows = await db.fetch_all(
+        "SELECT held.product_id, min(held.product_version) AS oldest,"
+        " bool_or(held.is_available) AS available"
+        " FROM (SELECT product_id, product_version, is_available FROM cart_items"
+        " WHERE category_id = ANY(CAST(:ids AS bigint[]))"
+        " UNION ALL SELECT product_id, product_version, is_available FROM wishlist_items"
+        " WHERE category_id = ANY(CAST(:ids AS bigint[]))) AS held"
+        " GROUP BY held.product_id ORDER BY held.product_id",
+        {"ids": list(category_ids)},
+    )
+    return [Held(row["product_id"], row["oldest"], row["available"]) for row in rows]
+
+
+async def fill_categories(db: Database, categories: Sequence[tuple[int, int, int]]) -> int:
+    """Record (product id, version, category id) on the items of that product at that version
+    that have none: what the backfill writes where an item is already as new as the catalog.
+    Items of another version are left to the version-guarded refresh; an item that got its
+    category meanwhile (an event) keeps it. The items written."""
+    if not categories:
+        return 0
+    ordered = sorted(categories)
+    values = {
+        "ids": [row[0] for row in ordered],
+        "versions": [row[1] for row in ordered],
+        "categories": [row[2] for row in ordered],
+    }
+    written = 0
+    for table in _SNAPSHOT_TABLES:
+        rows = await db.fetch_all(
+            f"UPDATE {table} AS i SET category_id = e.category_id"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS integer[]),"
+            " CAST(:categories AS bigint[])) AS e(product_id, version, category_id)"
+            " WHERE i.product_id = e.product_id AND i.product_version = e.version AND i.category_id IS NULL"
+            " RETURNING 1",
+            values,
+        )
+        written += len(rows)
+    return written

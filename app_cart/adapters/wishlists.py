@@ -41,9 +41,10 @@ async def wishlist_size(db: Database, wishlist_id: int) -> int:
 async def add_wishlist_item(db: Database, wishlist_id: int, snapshot: Mapping[str, Any]) -> bool:
     """True if added, False if it was already there (adding twice is not an error)."""
     row = await db.fetch_one(
-        "INSERT INTO wishlist_items (wishlist_id, product_id, product_name, category_name,"
+        "INSERT INTO wishlist_items (wishlist_id, product_id, product_name, category_name, category_id,"
         " price_when_added, current_price, is_available, product_version)"
-        " VALUES (:wishlist_id, :product_id, :name, :category_name, :price, :price, :is_available, :version)"
+        " VALUES (:wishlist_id, :product_id, :name, :category_name, :category_id, :price, :price,"
+        " :is_available, :version)"
         " ON CONFLICT (wishlist_id, product_id) DO NOTHING RETURNING 1",
         {"wishlist_id": wishlist_id, **snapshot},
     )

@@ -17,6 +17,7 @@ from app_cart.api.schemas import (
 )
 from app_cart.services.models import CartView, PromoCode, PromoCreate, PromoPatch, WishlistView
 from shared.events.envelope import Event
+from shared.events.seed import SeedEvent
 from shared.events.status import PipelineStatus
 from shared.http import contract
 from shared.http.openapi import Answer, Operation, ProblemDetails, document
@@ -194,7 +195,13 @@ OPERATIONS = (
         "Append a catalog event to the stream",
         (Answer(202, "Appended; the workers apply it.", _ACCEPTED),),
         tag="internal",
-        body=Event,
+        description=(
+            "The body is a catalog event in our envelope, or in the seed's (`{event_type, payload,"
+            " timestamp}`, told apart by `event_type`): appended as type `seed.<event_type>`, with an"
+            " id derived from its content. A seed type the cart has no handler for is accepted, and"
+            " parked by the workers after its retries."
+        ),
+        body=(Event, SeedEvent),
         access=SERVICE,
         database=False,
     ),

@@ -1,8 +1,10 @@
 """Internal routes of the cart service, for other services and monitoring (service role only).
 
 - `POST /internal/events`: the seed's way in, kept for a service that cannot reach Redis. It
-  takes one catalog event (validated as `shared.events.envelope.Event`) and appends it to the catalog
-  event stream, where the workers apply it like any other: idempotently, newest version wins.
+  takes one catalog event in our envelope (`shared.events.envelope.Event`) or in the seed's
+  (`{event_type, payload, timestamp}`, `shared.events.seed`), told apart by shape, and appends it
+  to the catalog event stream, where the workers apply it like any other: idempotently, newest
+  version wins; retried, then parked, if it fails.
 - `GET /internal/health`: what the event pipeline looks like from here: live workers (their
   heartbeat keys), the group's lag and pending count, and how many events are dead.
 Both need a token with the `service` role; they count against RATE_LIMIT_INTERNAL.
@@ -10,12 +12,15 @@ Both need a token with the `service` role; they count against RATE_LIMIT_INTERNA
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.events.envelope import Event, encode, stream_fields
+from app_cart.api.schemas import incoming_event
+from shared.events.envelope import encode, stream_fields
 from shared.events.publish import StreamAppender
 from shared.events.status import StreamStatus
 from shared.http.auth import require_role
@@ -32,7 +37,7 @@ def _redis_and_keys(request: Request) -> tuple[Redis, Keys]:
 
 async def post_event(request: Request) -> Response:
     require_role(request, SERVICE)
-    event = await read_json(request, Event)
+    event = incoming_event(await read_json(request, dict[str, Any]))
     redis, keys = _redis_and_keys(request)
     fields = stream_fields(
         str(event.id), event.type, event.aggregate_id, event.version, encode(event).decode()

@@ -33,6 +33,7 @@ def snapshot(product: CatalogProduct) -> dict[str, Any]:
         "product_id": product.id,
         "name": product.name,
         "category_name": product.category_name,
+        "category_id": product.category_id,
         "price": product.price,
         "is_available": is_available(product),
         "version": product.version,

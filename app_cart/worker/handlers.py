@@ -11,8 +11,10 @@ catalog could not reach Redis when it committed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 import msgspec
 from databases import Database
@@ -20,6 +22,8 @@ from databases import Database
 from app_cart.adapters import snapshots
 from app_cart.adapters.snapshots import Snapshot
 from app_cart.domain.availability import is_available
+from app_cart.worker.refresh import Catalog, refresh
+from shared.events import seed
 from shared.events.consumer import DependencyDown
 from shared.events.envelope import (
     CATEGORY_CREATED,
@@ -33,7 +37,19 @@ from shared.events.envelope import (
 from shared.resilience.invalidation import ProductInvalidator
 from shared.storage.postgres import DATABASE_UNAVAILABLE
 
-Handler = Callable[[Database, ProductInvalidator, Sequence[Event]], Awaitable[None]]
+
+class Deps(NamedTuple):
+    """What handlers work with: the cart's database (in the batch's transaction), the product
+    cache's invalidator, and the catalog (for events that carry no state of their own)."""
+
+    db: Database
+    cache: ProductInvalidator
+    catalog: Catalog
+
+
+log = logging.getLogger("app_cart.worker.handlers")
+
+Handler = Callable[[Deps, Sequence[Event]], Awaitable[None]]
 
 
 def newest(events: Iterable[Event]) -> dict[int, Event]:
@@ -55,13 +71,20 @@ class ProductState(msgspec.Struct, frozen=True):
     stock: int
     is_active: bool
     category_name: str | None
+    category_id: int | None = None  # events recorded before it was read keep their meaning
 
 
 def snapshot_of(event: Event) -> Snapshot:
     """What an item keeps of the product an event's state describes."""
     product = msgspec.convert(event.data, ProductState)
     return Snapshot(
-        product.id, event.version, product.name, product.category_name, product.price, is_available(product)
+        product.id,
+        event.version,
+        product.name,
+        product.category_name,
+        product.price,
+        is_available(product),
+        product.category_id,
     )
 
 
@@ -86,20 +109,51 @@ def merge(events: Sequence[Event]) -> tuple[list[Snapshot], dict[int, int], dict
     return [snapshot_of(event) for event in states.values()], deleted, changed
 
 
-async def product_events(db: Database, cache: ProductInvalidator, events: Sequence[Event]) -> None:
+async def product_events(deps: Deps, events: Sequence[Event]) -> None:
     """Created, updated and deleted products, in one statement per item table and kind."""
     states, deleted, changed = merge(events)
-    await snapshots.apply_product_states(db, states)
-    await snapshots.mark_products_gone(db, list(deleted.items()))
+    await snapshots.apply_product_states(deps.db, states)
+    await snapshots.mark_products_gone(deps.db, list(deleted.items()))
     # Also evicts a cached "no such product". One call per kind (the flag is per call).
-    await cache.changed(list(changed.items()))
+    await deps.cache.changed(list(changed.items()))
     # A deletion's version is the one after the last change: the tombstone wants that last one.
-    await cache.changed([(pid, version - 1) for pid, version in deleted.items()], deleted=True)
+    await deps.cache.changed([(pid, version - 1) for pid, version in deleted.items()], deleted=True)
 
 
-async def nothing_to_do(db: Database, cache: ProductInvalidator, events: Sequence[Event]) -> None:
-    """Cart items hold no category id: a rename reaches them as product.updated events (the
-    catalog records one for each product it renamed)."""
+async def nothing_to_do(deps: Deps, events: Sequence[Event]) -> None:
+    """Our catalog's category events: a rename reaches the items as product.updated events
+    (the catalog records one for each product it renamed), and a category's `is_active` does
+    not decide whether its products can be bought (each product's own does)."""
+
+
+async def seed_category_events(deps: Deps, events: Sequence[Event]) -> None:
+    """The seed's `category.updated` (POST /internal/events): the items of products in those
+    categories are brought up to the catalog's current state, the version taken from the
+    catalog as it is applied, so it is idempotent and order-safe although the event carries no
+    version: a duplicate or a replay finds nothing behind; an older event of ours arriving after
+    it is older than what it wrote, and is ignored; a newer one replaces it. The catalog is the
+    truth about a product: if the seed's name is not the catalog's (the event is late, or the
+    rename did not happen there), the items follow the catalog, and the log says so. The seed's
+    `is_active` changes nothing, as in our catalog. A catalog that cannot answer fails the event
+    (CatalogUnavailable): retried with the growing waits, then parked, as any failing event."""
+    payloads = {payload.category_id: payload for payload in map(seed.category_updated, events)}
+    refreshed = await refresh(
+        deps.db, deps.catalog, await snapshots.held_in_categories(deps.db, list(payloads))
+    )
+    log.info(
+        "seed category.updated for categories %s: items of %d product(s) brought up to the catalog",
+        sorted(payloads),
+        len(refreshed.behind) + len(refreshed.gone),
+    )
+    for category_id, payload in payloads.items():
+        names = {p.category_name for p in refreshed.current.values() if p.category_id == category_id}
+        if names and payload.name not in names:
+            log.warning(
+                "seed category.updated named category %d %r; the catalog calls it %s: the items follow it",
+                category_id,
+                payload.name,
+                sorted(n or "" for n in names),
+            )
 
 
 HANDLERS: dict[str, Handler] = {
@@ -109,18 +163,19 @@ HANDLERS: dict[str, Handler] = {
     CATEGORY_CREATED: nothing_to_do,
     CATEGORY_UPDATED: nothing_to_do,
     CATEGORY_DELETED: nothing_to_do,
+    seed.SEED_CATEGORY_UPDATED: seed_category_events,
 }
 
 
-async def apply(db: Database, cache: ProductInvalidator, events: Sequence[Event]) -> None:
+async def apply(deps: Deps, events: Sequence[Event]) -> None:
     """Events in one transaction, each handler given all of its events at once. A database that
     cannot be reached raises DependencyDown: the consumer backs off, the events left pending."""
     by_handler: dict[Handler, list[Event]] = {}
     for event in events:
         by_handler.setdefault(HANDLERS[event.type], []).append(event)
     try:
-        async with db.transaction():
+        async with deps.db.transaction():
             for handler, its_events in by_handler.items():
-                await handler(db, cache, its_events)
+                await handler(deps, its_events)
     except DATABASE_UNAVAILABLE as exc:
         raise DependencyDown(f"{type(exc).__name__}: {exc}") from exc

@@ -25,7 +25,8 @@ from redis.exceptions import RedisError
 
 from app_cart.adapters.catalog_client import ProductClient, catalog_client
 from app_cart.settings import CartSettings
-from app_cart.worker.handlers import HANDLERS, apply
+from app_cart.worker.handlers import HANDLERS, Deps, apply
+from app_cart.worker.refresh import Catalog
 from app_cart.worker.sweep import Sweep
 from shared.config import exit_on_settings_error, load_settings
 from shared.events.consumer import Consumer, ConsumerConfig
@@ -61,13 +62,13 @@ def consumer_config(settings: CartSettings) -> ConsumerConfig:
     )
 
 
-def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str) -> Consumer:
+def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str, catalog: Catalog) -> Consumer:
     """A consumer in the group `cart` named `name`, applying events with the cart's handlers."""
     keys = Keys(settings.redis_key_prefix)
-    cache = ProductInvalidator(redis, keys, TOMBSTONE_SECONDS)
+    deps = Deps(db, ProductInvalidator(redis, keys, TOMBSTONE_SECONDS), catalog)
 
     async def apply_events(events: Sequence[Event]) -> None:
-        await apply(db, cache, events)
+        await apply(deps, events)
 
     return Consumer(
         redis,
@@ -117,8 +118,8 @@ async def serve(settings: CartSettings, burst: bool) -> Consumer:
     db = create_database(settings)
     redis = create_redis(settings, blocking_seconds=settings.worker_block_seconds)
     await connect(db)  # opens empty if the database is down: the worker waits for it
-    worker = cart_worker(settings, db, redis, consumer_name())
     catalog = catalog_client(settings, redis)
+    worker = cart_worker(settings, db, redis, consumer_name(), catalog)
     sweep = Sweep(db, settings.database_url, catalog, settings.sweep_page_size)
     metrics = worker_metrics(settings, worker, sweep, catalog, db, redis)
     sweeping = None

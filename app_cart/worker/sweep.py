@@ -6,7 +6,8 @@ ever repair what they should have changed. Every SWEEP_INTERVAL_SECONDS one work
 PostgreSQL advisory lock elects it) walks the distinct products held in carts and wishlists, a
 page of SWEEP_PAGE_SIZE at a time, asks the catalog's batch endpoint for them (one request per
 page: a sweep of N distinct products costs ceil(N / page size) catalog requests, through the
-circuit breaker, refreshing the product cache on the way), and repairs what is behind:
+circuit breaker, refreshing the product cache on the way), and repairs what is behind
+(`app_cart.worker.refresh`):
 - a product newer in the catalog than the oldest item holding it gets that newer snapshot,
   written by the worker's own version-guarded statement (`snapshots.apply_product_states`), so
   an item that is already as new, or newer, is left alone;
@@ -21,27 +22,19 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from typing import Protocol
 
 import asyncpg
 from databases import Database
 
 from app_cart.adapters import snapshots
-from app_cart.adapters.catalog_client import CatalogProduct, CatalogUnavailable
-from app_cart.adapters.snapshots import Snapshot
-from app_cart.domain.availability import is_available
+from app_cart.adapters.catalog_client import CatalogUnavailable
+from app_cart.worker.refresh import Catalog, refresh
 from shared.signals import sleep_unless_stopped
 from shared.storage.postgres import DATABASE_UNAVAILABLE, connect_arguments
-from shared.types import MAX_INT
 
 log = logging.getLogger("app_cart.worker.sweep")
 
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"storefront.cart-sweep").digest()[:8], "big", signed=True)
-GONE_VERSION = MAX_INT  # a deleted product's items: no event's version reaches it
-
-
-class Catalog(Protocol):
-    async def get_many(self, ids: list[int]) -> dict[int, CatalogProduct]: ...
 
 
 class Sweep:
@@ -81,36 +74,16 @@ class Sweep:
                 await lock.close()  # releases the lock
 
     async def _repair(self, page: list[snapshots.Held]) -> int:
-        current = await self._catalog.get_many([held.product_id for held in page])
-        behind: list[Snapshot] = []
-        gone: list[tuple[int, int]] = []
-        for held in page:
-            product = current.get(held.product_id)
-            if product is None:
-                if held.any_available:
-                    gone.append((held.product_id, GONE_VERSION))
-            elif product.version > held.oldest_version:
-                behind.append(
-                    Snapshot(
-                        product.id,
-                        product.version,
-                        product.name,
-                        product.category_name,
-                        product.price,
-                        is_available(product),
-                    )
-                )
+        async with self._db.transaction():
+            behind, gone, _ = await refresh(self._db, self._catalog, page)
         if not behind and not gone:
             return 0
-        async with self._db.transaction():
-            await snapshots.apply_product_states(self._db, behind)
-            await snapshots.mark_products_gone(self._db, gone)
         self.repaired += len(behind) + len(gone)
         log.warning(
             "anti-entropy sweep repaired items of %d product(s) behind the catalog %s and %d gone from it %s",
             len(behind),
-            [s.product_id for s in behind],
+            behind,
             len(gone),
-            [pid for pid, _ in gone],
+            gone,
         )
         return len(behind) + len(gone)

@@ -37,7 +37,9 @@ import asyncpg
 from databases import Database
 from redis.asyncio import Redis
 
+from app_cart.adapters.catalog_client import catalog_client
 from app_cart.settings import CartSettings
+from app_cart.worker.refresh import Catalog
 from app_cart.worker.run import cart_worker
 from app_product.app import open_catalog
 from app_product.catalog import products
@@ -114,9 +116,9 @@ async def raw_consume(redis: Redis, stream: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def one_by_one(settings: CartSettings, db: Database, redis: Redis, name: str) -> Consumer:
+def one_by_one(settings: CartSettings, db: Database, redis: Redis, name: str, catalog: Catalog) -> Consumer:
     """The worker as it was before batching: each event in its own transaction."""
-    worker = cart_worker(settings, db, redis, name)
+    worker = cart_worker(settings, db, redis, name, catalog)
     batched = worker.apply
 
     async def each_alone(messages: Sequence[Message]) -> list[bytes]:
@@ -129,18 +131,20 @@ def one_by_one(settings: CartSettings, db: Database, redis: Redis, name: str) ->
     return worker
 
 
-MakeWorker = Callable[[CartSettings, Database, Redis, str], Consumer]
+MakeWorker = Callable[[CartSettings, Database, Redis, str, Catalog], Consumer]
 
 
 async def run_worker(settings: CartSettings, kind: MakeWorker) -> tuple[float, Consumer]:
     db, redis = create_database(settings), create_redis(settings, blocking_seconds=2.0)
     await db.connect()
+    catalog = catalog_client(settings, redis)  # product events do not read it
     try:
-        worker = kind(settings, db, redis, "bench-worker")
+        worker = kind(settings, db, redis, "bench-worker", catalog)
         started = time.perf_counter()
         await worker.run(asyncio.Event(), burst=True)
         return time.perf_counter() - started, worker
     finally:
+        await catalog.aclose()
         await db.disconnect()
         await redis.aclose()
 

@@ -97,7 +97,8 @@ class Operation:
     answers: tuple[Answer, ...]
     tag: str
     query: type | None = None
-    body: type | None = None
+    # A tuple: the body is one of these shapes (`oneOf`), which the route tells apart itself.
+    body: type | tuple[type, ...] | None = None
     body_required: bool = True
     # "public", "user" (any valid token), or the role the token must hold.
     access: str = "public"
@@ -155,7 +156,8 @@ def document(title: str, version: str, description: str, operations: Sequence[Op
     """The OpenAPI 3.1 document of `operations`."""
     types: list[Any] = [ProblemDetails]
     for operation in operations:
-        types += [t for t in (operation.query, operation.body) if t is not None]
+        types += [operation.query] if operation.query is not None else []
+        types += _body_types(operation)
         types += [a.body for a in operation.answers if isinstance(a.body, type) or _is_type(a.body)]
     unique = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(unique, ref_template="#/components/schemas/{name}")
@@ -181,6 +183,11 @@ def document(title: str, version: str, description: str, operations: Sequence[Op
             },
         },
     }
+
+
+def _body_types(operation: Operation) -> list[type]:
+    body = operation.body
+    return [] if body is None else list(body) if isinstance(body, tuple) else [body]
 
 
 def _is_type(value: Any) -> bool:
@@ -225,9 +232,10 @@ def _operation(
         who = "any signed-in user" if operation.access == "user" else f"the `{operation.access}` role"
         found["description"] = (found.get("description", "") + f"\n\nNeeds a bearer token of {who}.").strip()
     if operation.body is not None:
+        shapes = [schema_of[t] for t in _body_types(operation)]
         found["requestBody"] = {
             "required": operation.body_required,
-            "content": {JSON: {"schema": schema_of[operation.body]}},
+            "content": {JSON: {"schema": shapes[0] if len(shapes) == 1 else {"oneOf": shapes}}},
         }
     everywhere = ["X-Request-ID", *RATE_LIMIT_HEADERS]
     for answer in [*operation.answers, *_shared_answers(operation)]:

@@ -24,6 +24,8 @@ class ProductData(msgspec.Struct, frozen=True, kw_only=True):
     is_active: bool
     category_name: str | None
     version: int
+    # Entries cached before items kept their category decode without it.
+    category_id: int | None = None
 
 
 class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -11,7 +11,8 @@ import pytest
 from databases import Database
 
 from app_cart.adapters.catalog_client import CatalogProduct
-from app_cart.worker.sweep import GONE_VERSION, Sweep
+from app_cart.worker.refresh import GONE_VERSION
+from app_cart.worker.sweep import Sweep
 from shared.storage.migrations import SQL_ROOT, migrate
 
 

@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from app_cart.adapters.catalog_client import catalog_client
 from app_cart.settings import CartSettings
 from app_cart.worker.run import TOMBSTONE_SECONDS
 from app_cart.worker.run import cart_worker as Worker
@@ -48,12 +49,15 @@ async def system(postgres, redis_server):
     redis = create_redis(cart_settings, blocking_seconds=cart_settings.worker_block_seconds)
     cart_db = create_database(cart_settings)
     await cart_db.connect()
+    # The cart's catalog client: only events that carry no state of their own read it.
+    client = catalog_client(cart_settings, redis)
 
     class System:
         keys = Keys(prefix)
         db = cart_db
         settings = cart_settings
-        worker = Worker(cart_settings, cart_db, redis, "test-worker")
+        product_client = client
+        worker = Worker(cart_settings, cart_db, redis, "test-worker", client)
 
         @staticmethod
         async def relay() -> None:
@@ -77,6 +81,7 @@ async def system(postgres, redis_server):
             return dict(row._mapping)
 
     yield System
+    await client.aclose()
     await cart_db.disconnect()
     await redis.aclose()
 
@@ -198,14 +203,17 @@ async def test_the_heartbeat_is_refreshed_while_a_long_batch_is_applied(system, 
 
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def slow(db, cache, events):
+    async def slow(deps, events):
         started.set()
         await release.wait()
-        await handlers_module.product_events(db, cache, events)
+        await handlers_module.product_events(deps, events)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", slow)
     settings = msgspec.structs.replace(system.settings, worker_heartbeat_seconds=1)
-    worker, redis = Worker(settings, system.db, system.worker.redis, "slow"), system.worker.redis
+    worker, redis = (
+        Worker(settings, system.db, system.worker.redis, "slow", system.product_client),
+        system.worker.redis,
+    )
     await worker.ensure_group()
     await items_in_carts(system, 31)
     await send(system, product_event(31, 2))
@@ -229,7 +237,7 @@ def quick_retries(system, consumer: str = "retrier") -> Worker:
     settings = msgspec.structs.replace(
         system.settings, worker_retry_base_seconds=RETRY_BASE, worker_max_deliveries=3
     )
-    return Worker(settings, system.db, system.worker.redis, consumer)
+    return Worker(settings, system.db, system.worker.redis, consumer, system.product_client)
 
 
 async def reclaimed(worker: Worker, since: float) -> tuple[int, float, float]:
@@ -303,10 +311,10 @@ async def test_a_transient_failure_succeeds_on_retry(system, monkeypatch):
 
     database = {"up": False}
 
-    async def flaky(db, cache, events):
+    async def flaky(deps, events):
         if not database["up"]:  # fails its first delivery (its batch, then the event alone)
             raise asyncpg.QueryCanceledError("canceling statement due to lock timeout")
-        await handlers_module.product_events(db, cache, events)
+        await handlers_module.product_events(deps, events)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", flaky)
     product = await a_repriced_product_in_a_cart(system, "W-6", "1.00", "1.50")
@@ -334,11 +342,11 @@ async def test_a_database_outage_records_no_failure_and_its_events_are_applied_o
 
     database, calls, pings = {"up": False}, [], []
 
-    async def handler(db, cache, events):
+    async def handler(deps, events):
         calls.append(len(events))
         if not database["up"]:
             raise asyncpg.CannotConnectNowError("the database system is starting up")
-        await handlers_module.product_events(db, cache, events)
+        await handlers_module.product_events(deps, events)
 
     async def ping(db):
         pings.append(database["up"])
@@ -525,7 +533,7 @@ async def test_after_the_handler_is_fixed_a_replayed_event_is_applied_once(syste
     from app_cart.worker import handlers as worker_module
     from shared.events.dead_letters import DeadLetters
 
-    async def broken(db, cache, event):
+    async def broken(deps, events):
         raise RuntimeError("a bug in the handler")
 
     product = await a_repriced_product_in_a_cart(system, "W-7", "1.00", "4.00")
@@ -580,9 +588,9 @@ async def test_a_batch_is_applied_at_once_and_the_newest_version_of_each_product
 
     batches = []
 
-    async def recording(db, cache, events):
+    async def recording(deps, events):
         batches.append([(event.aggregate_id, event.version) for event in events])
-        await handlers_module.product_events(db, cache, events)
+        await handlers_module.product_events(deps, events)
 
     for type_ in ("product.updated", "product.deleted"):
         monkeypatch.setitem(worker_module.HANDLERS, type_, recording)
@@ -620,11 +628,11 @@ async def test_a_batch_that_deadlocks_is_retried_whole_before_one_by_one(system,
 
     calls = []
 
-    async def racing(db, cache, events):
+    async def racing(deps, events):
         calls.append(len(events))
         if len(calls) <= 2:  # lost a lock race twice, as against a shopper moving an item
             raise asyncpg.DeadlockDetectedError("deadlock detected")
-        await handlers_module.product_events(db, cache, events)
+        await handlers_module.product_events(deps, events)
 
     monkeypatch.setitem(worker_module.HANDLERS, "product.updated", racing)
     await items_in_carts(system, 81, 82)

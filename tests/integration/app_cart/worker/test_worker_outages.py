@@ -10,6 +10,7 @@ import uuid
 import asyncpg
 from redis.asyncio import Redis
 
+from app_cart.adapters.catalog_client import catalog_client
 from app_cart.settings import CartSettings
 from app_cart.worker.run import cart_worker
 from devtools.servers import throwaway_postgres, throwaway_redis
@@ -40,13 +41,15 @@ async def running_worker(database_url: str, redis_url: str):
     )
     db, redis, stop = create_database(settings), Redis.from_url(redis_url), asyncio.Event()
     await db.connect()
-    worker = cart_worker(settings, db, redis, "outage-test")
+    catalog = catalog_client(settings, redis)
+    worker = cart_worker(settings, db, redis, "outage-test", catalog)
     task = asyncio.create_task(worker.run(stop))
     try:
         yield worker, Keys(settings.redis_key_prefix).catalog_events()
     finally:
         stop.set()
         await task
+        await catalog.aclose()
         await db.disconnect()
         await redis.aclose()
 

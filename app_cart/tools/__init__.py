@@ -1,0 +1,1 @@
+"""One-off operator commands of the cart service (`python -m app_cart.tools.<name>`)."""
