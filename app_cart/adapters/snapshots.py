@@ -78,6 +78,9 @@ async def _refresh_snapshots(
         )
 
 
+_WITHOUT_CATEGORY = " AND category_id IS NULL"
+
+
 class Held(NamedTuple):
     """A product as the cart's items hold it: the oldest version any item has, and whether any
     item still says it can be bought."""
@@ -95,7 +98,7 @@ async def held_products(
     before items kept it, or of a product without one): the ids first (each table walked by its
     product_id index, stopping after `limit` distinct ones), then every item row of exactly
     those ids, so a product held by many items is judged on all of them."""
-    only = " AND category_id IS NULL" if without_category else ""
+    only = _WITHOUT_CATEGORY if without_category else ""
     rows = await db.fetch_all(
         "WITH ids AS (SELECT product_id FROM ("
         f" (SELECT DISTINCT product_id FROM cart_items WHERE product_id > :after{only}"

@@ -68,6 +68,11 @@ async def shop(postgres, redis_server):
         await db.connect()
         client = catalog_client(settings, redis)
         async with httpx.AsyncClient(base_url=catalog_url, headers=ADMIN) as http:
+            # Another category and product first, so that no id or version of the category
+            # under test is 1 by chance (a row's fields mixed up would go unnoticed).
+            shirts = (await http.post("/api/categories", json={"name": "Shirts"})).json()
+            shirt = {"sku": "S-1", "name": "Shirt", "price": "20.00", "category_id": shirts["id"]}
+            assert (await http.post("/api/products", json=shirt)).status_code == 201
             category = (await http.post("/api/categories", json={"name": "Jackets"})).json()
             products = [
                 (
@@ -91,6 +96,7 @@ async def shop(postgres, redis_server):
                 keys = Keys(prefix)
                 worker = cart_worker(settings, db, redis, "seed-worker", client)
                 category_id = category["id"]
+                other_category_id = shirts["id"]
                 product_ids = [p["id"] for p in products]
 
                 @staticmethod
@@ -218,18 +224,29 @@ async def _one_dead(dead: DeadLetters) -> bool:
 
 async def test_the_backfill_records_the_category_of_older_items_and_is_safe_to_rerun(shop):
     """Items written before items kept their category: one product as new as the catalog (only
-    its category is filled in), one behind it (its items get the catalog's state)."""
+    its category is filled in), one behind it (its items get the catalog's state), and one the
+    catalog has no category for (nothing to fill in)."""
     for table in ("cart_items", "wishlist_items"):
         await shop.cart_db.execute(f"UPDATE {table} SET category_id = NULL")
     first, second = shop.product_ids
     response = await shop.catalog_http.patch(f"/api/products/{second}", json={"price": "45.00", "version": 1})
     assert response.status_code == 200, response.text
-    assert await backfill(shop.cart_db, shop.catalog, page_size=1) == Backfilled(
-        products=2, refreshed=1, filled=2
+    loose = await shop.catalog_http.post(
+        "/api/products", json={"sku": "L-1", "name": "Loose", "price": "5.00"}
     )
+    await shop.cart_db.execute(
+        "INSERT INTO cart_items (cart_id, product_id, quantity, product_name, price_when_added,"
+        " current_price, is_available, product_version)"
+        " SELECT id, :p, 1, 'Loose', 5, 5, true, 1 FROM carts",
+        {"p": loose.json()["id"]},
+    )
+    done = await backfill(shop.cart_db, shop.catalog, page_size=1)
+    assert done == Backfilled(products=3, refreshed=1, filled=2)
     rows = await shop.cart_db.fetch_all(
         "SELECT product_id, category_id, product_version, current_price FROM cart_items"
-        " UNION ALL SELECT product_id, category_id, product_version, current_price FROM wishlist_items"
+        " WHERE product_id = ANY(:ids)"
+        " UNION ALL SELECT product_id, category_id, product_version, current_price FROM wishlist_items",
+        {"ids": shop.product_ids},
     )
     assert sorted((r[0], r[1], r[2], str(r[3])) for r in rows) == [
         (first, shop.category_id, 1, "50.00"),
@@ -237,9 +254,30 @@ async def test_the_backfill_records_the_category_of_older_items_and_is_safe_to_r
         (second, shop.category_id, 2, "45.00"),
         (second, shop.category_id, 2, "45.00"),
     ]
-    assert await backfill(shop.cart_db, shop.catalog, page_size=1) == Backfilled(0, 0, 0)
+    # Again: only the product without a category is asked for, and nothing is written.
+    assert await backfill(shop.cart_db, shop.catalog, page_size=1) == Backfilled(1, 0, 0)
     # And a seed rename now finds them all.
     await shop.rename("Coats")
     await shop.post(seed_event(shop.category_id, "Coats"))
     await shop.work()
-    assert {name for _, _, name, _ in await shop.items()} == {"Coats"}
+    held = {(category, name) for _, category, name, _ in await shop.items()}
+    assert held == {(shop.category_id, "Coats"), (None, None)}  # the loose product has no category
+
+
+async def test_a_seed_event_marks_a_deleted_product_gone_and_warns_only_about_names_it_knows(shop, caplog):
+    first, second = shop.product_ids
+    assert (await shop.catalog_http.delete(f"/api/products/{second}?version=1")).status_code == 204
+    # The category of the deleted product, and a category no item holds (nothing to compare).
+    await shop.post(seed_event(shop.category_id, "Jackets"), seed_event(shop.other_category_id, "Tops"))
+    await shop.work()
+    rows = await shop.cart_db.fetch_all(
+        "SELECT product_id, is_available FROM cart_items"
+        " UNION ALL SELECT product_id, is_available FROM wishlist_items"
+    )
+    assert sorted((r[0], r[1]) for r in rows) == [
+        (first, True),
+        (first, True),
+        (second, False),
+        (second, False),
+    ]
+    assert not any("calls it" in r.getMessage() for r in caplog.records)
