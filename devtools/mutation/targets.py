@@ -119,8 +119,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a promo code's last use is taken twice",
         "app_cart/adapters/promo_codes.py",
-        "uses < max_uses",
-        "uses <= max_uses",
+        "OR uses < max_uses)",
+        "OR uses <= max_uses)",
         (f"{IT}/app_cart/services/test_promo_codes.py",),
     ),
     Mutant(

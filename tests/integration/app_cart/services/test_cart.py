@@ -403,3 +403,26 @@ async def test_an_open_breaker_answers_503_with_retry_after_without_calling_the_
         assert [i["quantity"] for i in body["items"]] == [1]
     # The breaker lives in Redis: the healthy app sharing the prefix sees it open too.
     assert (await add(cart, user, product["id"])).status_code == 503
+
+
+async def test_the_item_upsert_itself_refuses_to_pass_the_quantity_limit(cart_db_url):
+    """The statement's own guard, beneath the service's checks (which the cart row lock keeps
+    exact): an add that would pass the limit changes nothing, one that reaches it is taken."""
+    from databases import Database
+
+    from app_cart.adapters import carts
+
+    db = Database(cart_db_url)
+    await db.connect()
+    try:
+        user_id = f"upsert-{uuid.uuid4().hex[:10]}"
+        cart_id = await db.fetch_val("INSERT INTO carts (user_id) VALUES (:u) RETURNING id", {"u": user_id})
+        product_id = 900_000 + int(uuid.uuid4().int % 99_999)
+        snapshot = {"product_id": product_id, "name": "Capped", "category_name": None, "category_id": None}
+        snapshot |= {"price": 1, "is_available": True, "version": 1}
+        assert await carts.add_item(db, cart_id, snapshot, 7, limit=10) == 7
+        assert await carts.add_item(db, cart_id, snapshot, 4, limit=10) is None  # 11: one too many
+        assert await carts.item_quantity(db, cart_id, product_id) == 7
+        assert await carts.add_item(db, cart_id, snapshot, 3, limit=10) == 10  # exactly the limit
+    finally:
+        await db.disconnect()
