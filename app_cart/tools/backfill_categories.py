@@ -3,8 +3,8 @@ items kept it (sql/cart/003_item_category.sql), from the catalog's batch endpoin
 
 Until it has run, a seed `category.updated` does not find those items (an event about one of
 their products fills them in the meantime). It walks the products some item holds with no
-category, a page at a time (SWEEP_PAGE_SIZE; one catalog request per 100 products), and in one
-transaction per page:
+category, a page at a time (SWEEP_PAGE_SIZE; one catalog request per 100 products), reading
+the catalog first, then writing in a transaction:
 - items behind the catalog get its current state, category included, through the worker's
   version-guarded refresh (`app_cart.worker.refresh`);
 - items already as new as the catalog get only its category, and only where they still have
@@ -28,7 +28,7 @@ from app_cart.adapters.catalog_client import CatalogUnavailable, catalog_client
 from app_cart.settings import CartSettings
 from app_cart.worker.refresh import Catalog, refresh
 from shared.config import exit_on_settings_error, load_settings
-from shared.storage.postgres import create_database
+from shared.storage.postgres import DATABASE_UNAVAILABLE, create_database
 from shared.storage.redis_conn import create_redis
 
 
@@ -42,8 +42,8 @@ async def backfill(db: Database, catalog: Catalog, page_size: int) -> Backfilled
     products = refreshed = filled = 0
     after = 0
     while page := await snapshots.held_products(db, after, page_size, without_category=True):
+        done = await refresh(db, catalog, page)  # the catalog is read outside any transaction
         async with db.transaction():
-            done = await refresh(db, catalog, page)
             filled += await snapshots.fill_categories(
                 db,
                 [
@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         done = asyncio.run(_main(settings))
     except CatalogUnavailable as exc:
         print(f"backfill: the catalog cannot be read ({exc}); nothing more was written", file=sys.stderr)
+        return 1
+    except DATABASE_UNAVAILABLE as exc:
+        print(
+            f"backfill: the cart's database cannot be reached ({type(exc).__name__}: {exc})", file=sys.stderr
+        )
         return 1
     print(
         f"backfill: {done.products} product(s) without a category on some item; {done.refreshed} behind"

@@ -11,18 +11,16 @@ catalog could not reach Redis when it committed.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import NamedTuple
 
 import msgspec
-from databases import Database
 
 from app_cart.adapters import snapshots
 from app_cart.adapters.snapshots import Snapshot
 from app_cart.domain.availability import is_available
-from app_cart.worker.refresh import Catalog, refresh
+from app_cart.worker import seed_events
+from app_cart.worker.deps import Deps, Handler
 from shared.events import seed
 from shared.events.consumer import DependencyDown
 from shared.events.envelope import (
@@ -34,22 +32,7 @@ from shared.events.envelope import (
     PRODUCT_UPDATED,
     Event,
 )
-from shared.resilience.invalidation import ProductInvalidator
 from shared.storage.postgres import DATABASE_UNAVAILABLE
-
-
-class Deps(NamedTuple):
-    """What handlers work with: the cart's database (in the batch's transaction), the product
-    cache's invalidator, and the catalog (for events that carry no state of their own)."""
-
-    db: Database
-    cache: ProductInvalidator
-    catalog: Catalog
-
-
-log = logging.getLogger("app_cart.worker.handlers")
-
-Handler = Callable[[Deps, Sequence[Event]], Awaitable[None]]
 
 
 def newest(events: Iterable[Event]) -> dict[int, Event]:
@@ -126,36 +109,6 @@ async def nothing_to_do(deps: Deps, events: Sequence[Event]) -> None:
     not decide whether its products can be bought (each product's own does)."""
 
 
-async def seed_category_events(deps: Deps, events: Sequence[Event]) -> None:
-    """The seed's `category.updated` (POST /internal/events): the items of products in those
-    categories are brought up to the catalog's current state, the version taken from the
-    catalog as it is applied, so it is idempotent and order-safe although the event carries no
-    version: a duplicate or a replay finds nothing behind; an older event of ours arriving after
-    it is older than what it wrote, and is ignored; a newer one replaces it. The catalog is the
-    truth about a product: if the seed's name is not the catalog's (the event is late, or the
-    rename did not happen there), the items follow the catalog, and the log says so. The seed's
-    `is_active` changes nothing, as in our catalog. A catalog that cannot answer fails the event
-    (CatalogUnavailable): retried with the growing waits, then parked, as any failing event."""
-    payloads = {payload.category_id: payload for payload in map(seed.category_updated, events)}
-    refreshed = await refresh(
-        deps.db, deps.catalog, await snapshots.held_in_categories(deps.db, list(payloads))
-    )
-    log.info(
-        "seed category.updated for categories %s: items of %d product(s) brought up to the catalog",
-        sorted(payloads),
-        len(refreshed.behind) + len(refreshed.gone),
-    )
-    for category_id, payload in payloads.items():
-        names = {p.category_name for p in refreshed.current.values() if p.category_id == category_id}
-        if names and payload.name not in names:
-            log.warning(
-                "seed category.updated named category %d %r; the catalog calls it %s: the items follow it",
-                category_id,
-                payload.name,
-                sorted(n or "" for n in names),
-            )
-
-
 HANDLERS: dict[str, Handler] = {
     PRODUCT_CREATED: product_events,
     PRODUCT_UPDATED: product_events,
@@ -163,17 +116,25 @@ HANDLERS: dict[str, Handler] = {
     CATEGORY_CREATED: nothing_to_do,
     CATEGORY_UPDATED: nothing_to_do,
     CATEGORY_DELETED: nothing_to_do,
-    seed.SEED_CATEGORY_UPDATED: seed_category_events,
+    seed.SEED_CATEGORY_UPDATED: seed_events.category_updated,
 }
+# Handlers that read the catalog run before the batch's transaction, writing in transactions of
+# their own: an HTTP call must not keep the row locks the batch takes (shoppers' writes would
+# wait on it). Their writes are version-guarded, so they need no atomicity with the rest of the
+# batch: if the batch then fails, its retry runs them again, which changes nothing.
+OUTSIDE_TRANSACTION: frozenset[Handler] = frozenset({seed_events.category_updated})
 
 
 async def apply(deps: Deps, events: Sequence[Event]) -> None:
-    """Events in one transaction, each handler given all of its events at once. A database that
+    """Events in one transaction (but those of OUTSIDE_TRANSACTION), each handler given all of
+    its events at once. A database that
     cannot be reached raises DependencyDown: the consumer backs off, the events left pending."""
     by_handler: dict[Handler, list[Event]] = {}
     for event in events:
         by_handler.setdefault(HANDLERS[event.type], []).append(event)
     try:
+        for handler in OUTSIDE_TRANSACTION & by_handler.keys():
+            await handler(deps, by_handler.pop(handler))
         async with deps.db.transaction():
             for handler, its_events in by_handler.items():
                 await handler(deps, its_events)

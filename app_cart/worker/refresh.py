@@ -46,12 +46,11 @@ def snapshot_of_product(product: CatalogProduct) -> Snapshot:
     )
 
 
-async def refresh(db: Database, catalog: Catalog, held: Sequence[Held]) -> Refreshed:
-    """Read `held` products from the catalog (one request per 100) and write what is behind:
-    a newer state, or a deletion (ids are never reused, so a product the catalog no longer has
-    is gone for good). Raises CatalogUnavailable if the catalog cannot answer; the caller
-    holds the transaction."""
-    current = await catalog.get_many([product.product_id for product in held])
+def behind_catalog(
+    held: Sequence[Held], current: dict[int, CatalogProduct]
+) -> tuple[list[Snapshot], list[tuple[int, int]]]:
+    """What to write for `held` products, given the catalog's answer: the newer states, and the
+    deletions (ids are never reused, so a product the catalog no longer has is gone for good)."""
     behind: list[Snapshot] = []
     gone: list[tuple[int, int]] = []
     for product in held:
@@ -61,6 +60,18 @@ async def refresh(db: Database, catalog: Catalog, held: Sequence[Held]) -> Refre
                 gone.append((product.product_id, GONE_VERSION))
         elif now.version > product.oldest_version:
             behind.append(snapshot_of_product(now))
-    await snapshots.apply_product_states(db, behind)
-    await snapshots.mark_products_gone(db, gone)
+    return behind, gone
+
+
+async def refresh(db: Database, catalog: Catalog, held: Sequence[Held]) -> Refreshed:
+    """Read `held` products from the catalog (one request per 100), then write what is behind
+    in one transaction of its own, opened only if there is something to write: no connection
+    waits in a transaction, and no row stays locked, while the catalog answers. Raises
+    CatalogUnavailable if the catalog cannot answer (nothing written)."""
+    current = await catalog.get_many([product.product_id for product in held])
+    behind, gone = behind_catalog(held, current)
+    if behind or gone:
+        async with db.transaction():
+            await snapshots.apply_product_states(db, behind)
+            await snapshots.mark_products_gone(db, gone)
     return Refreshed([s.product_id for s in behind], [pid for pid, _ in gone], current)

@@ -25,7 +25,8 @@ from redis.exceptions import RedisError
 
 from app_cart.adapters.catalog_client import ProductClient, catalog_client
 from app_cart.settings import CartSettings
-from app_cart.worker.handlers import HANDLERS, Deps, apply
+from app_cart.worker.deps import Deps
+from app_cart.worker.handlers import HANDLERS, apply
 from app_cart.worker.refresh import Catalog
 from app_cart.worker.sweep import Sweep
 from shared.config import exit_on_settings_error, load_settings

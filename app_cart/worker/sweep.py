@@ -74,8 +74,7 @@ class Sweep:
                 await lock.close()  # releases the lock
 
     async def _repair(self, page: list[snapshots.Held]) -> int:
-        async with self._db.transaction():
-            behind, gone, _ = await refresh(self._db, self._catalog, page)
+        behind, gone, _ = await refresh(self._db, self._catalog, page)
         if not behind and not gone:
             return 0
         self.repaired += len(behind) + len(gone)

@@ -28,7 +28,12 @@ TARGETS: dict[str, Target] = {
             "shared/events/dead_letters.py",
             "shared/events/status.py",
         ),
-        (f"{IT}/app_cart/worker/test_worker.py", f"{IT}/app_cart/worker/test_worker_outages.py"),
+        (
+            f"{IT}/app_cart/worker/test_worker.py",
+            f"{IT}/app_cart/worker/test_worker_outages.py",
+            f"{IT}/shared/events/test_dead_letters.py",
+            f"{IT}/shared/events/test_status.py",
+        ),
     ),
     "relay": Target(
         (

@@ -40,7 +40,9 @@ OUR_SHAPE = "{id, type, aggregate_id, version, occurred_at, data?, changed?, sch
 SEED_SHAPE = "{event_type, payload, timestamp}"
 
 
-class SeedEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class SeedEvent(msgspec.Struct, frozen=True):
+    """As the seed's pydantic model read it: other fields are ignored, not refused."""
+
     event_type: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=100)]
     payload: dict[str, Any]
     timestamp: float

@@ -241,7 +241,12 @@ def _operation(
     for answer in [*operation.answers, *_shared_answers(operation)]:
         key = str(answer.status)
         if key in found["responses"]:
-            continue  # the operation's own description of a status wins
+            # One status, several reasons (a 409 for a stale version and for a key in flight):
+            # the first answer's body and headers, every reason in the description.
+            known = found["responses"][key]
+            if answer.description not in known["description"]:
+                known["description"] += f" Or: {answer.description}"
+            continue
         response: dict[str, Any] = {
             "description": answer.description,
             "headers": _header_objects([*everywhere, *answer.headers], RESPONSE_HEADERS),

@@ -28,6 +28,7 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 access_log = logging.getLogger("storefront.access")
+CLIENT_CLOSED_REQUEST = 499
 
 
 def current_request_id() -> str | None:
@@ -71,7 +72,7 @@ class RequestContextMiddleware:
         # middleware has unwound and must still see the id. Each request runs in its own task
         # (its own context copy), so the value cannot leak into another request.
         _request_id.set(request_id)
-        status = 500
+        status = 0  # until the response starts
         started = time.perf_counter()
         # A personal answer (credentials sent, or a path of the service's private ones) must not
         # be kept by a shared cache or a browser's back-forward cache.
@@ -92,7 +93,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException:
+            status = status or 500  # answered by Starlette's outermost handler
+            raise
         finally:
+            # No answer, and nothing raised: the client left before one (nginx's 499), which
+            # is no error of ours, and must not count as one in the metrics or alerts.
+            status = status or CLIENT_CLOSED_REQUEST
             seconds, route = time.perf_counter() - started, route_template(scope)
             if self.metrics is not None:
                 self.metrics.observe_request(scope["method"], route, status, seconds)

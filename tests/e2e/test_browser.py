@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from tests.support.env import make_token
@@ -58,15 +59,18 @@ def browser() -> Iterator[Any]:
 
 
 def visit(browser: Any, origin: str, screenshot: str, **query: str) -> dict[str, Any]:
-    """Open the shop page at `origin`, wait for it to finish, screenshot it; what it read."""
+    """Open the shop page at `origin`, wait for it to finish, screenshot it; what it read, and
+    (under "console") what the browser said in its console."""
     page = browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     try:
         page.goto(f"{origin}/shop.html?{urlencode(query)}")
         page.wait_for_function("window.results !== undefined", timeout=DEADLINE_MS)
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTEFACTS / screenshot), full_page=True)
         results: dict[str, Any] = page.evaluate("window.results")
-        return results
+        return {**results, "console": console}
     finally:
         page.close()
 
@@ -91,6 +95,16 @@ def test_a_page_on_a_listed_origin_shops_and_an_unlisted_one_is_blocked(
             services = {"catalog": catalog, "cart": cart, "token": make_token("browser-shopper")}
             shop = visit(browser, shop_origin, "listed-origin.png", **services)
             stranger = visit(browser, stranger_origin, "unlisted-origin.png", mode="blocked", **services)
+            # What the browser was told: a refused preflight, and a read without CORS headers.
+            preflight = httpx.options(
+                f"{cart}/api/cart/items",
+                headers={
+                    "Origin": stranger_origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,content-type",
+                },
+            )
+            read = httpx.get(f"{catalog}/api/products?limit=1", headers={"Origin": stranger_origin})
 
     assert "error" not in shop, shop
     assert shop["listing"]["status"] == 200 and shop["listing"]["count"] > 0
@@ -109,5 +123,10 @@ def test_a_page_on_a_listed_origin_shops_and_an_unlisted_one_is_blocked(
     assert limited["status"] == 429 and int(limited["Retry-After"]) > 0, limited
     assert limited["body"]["status"] == 429 and limited["RateLimit-Remaining"] == "0"
 
+    # Blocked by the browser for CORS (not a service that is down: the same requests, sent
+    # without a browser, were answered, with nothing that lets that origin read them).
     for name in ("catalog listing", "cart write"):
         assert stranger[name]["blocked"].startswith("TypeError"), stranger
+    assert sum("CORS policy" in line for line in stranger["console"]) == 2, stranger["console"]
+    assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
+    assert read.status_code == 200 and "access-control-allow-origin" not in read.headers

@@ -5,7 +5,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from app_cart.worker.handlers import Deps, apply
+from app_cart.worker.deps import Deps
+from app_cart.worker.handlers import apply
 from shared.events.consumer import DependencyDown
 from shared.events.envelope import new_event
 
