@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     cors_allow_origins: str = ""
     cors_max_age: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 600
     http_gzip: bool = True
+    # Longer than a load balancer's idle timeout (60 s on common ones): a backend that closes an
+    # idle connection first races the balancer reusing it, and that request gets no answer.
+    http_keep_alive_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 75
 
     # Rate limits per route group: comma-separated "<requests>/<seconds>", all enforced.
     rate_limit_enabled: bool = True

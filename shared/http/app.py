@@ -211,5 +211,6 @@ def _run(app: Starlette, settings: Settings) -> None:
         log_config=None,
         access_log=False,  # RequestContextMiddleware writes the access log, with request ids
         server_header=False,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         timeout_graceful_shutdown=10,
     )

@@ -79,3 +79,40 @@ def test_bad_settings_stop_the_process_with_one_line(environ, variable):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"catalog: configuration error: {variable}: ")
+
+
+def test_an_idle_connection_is_kept_as_long_as_configured(catalog_db_url, redis_server, monkeypatch):
+    """HTTP_KEEP_ALIVE_SECONDS reaches the server: with 1 s, an idle connection is closed by the
+    service soon after; by default (75 s) it is still open past uvicorn's own default (5 s) and
+    serves a second request."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from tests.support.processes import new_prefix, running_catalog
+
+    request = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+
+    def closed_within(base: str, seconds: float) -> bool:
+        address = urlsplit(base)
+        with socket.create_connection((address.hostname, address.port), timeout=seconds) as sock:
+            sock.sendall(request)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            deadline = time.monotonic() + seconds
+            try:
+                while time.monotonic() < deadline:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.01))
+                    if sock.recv(4096) == b"":
+                        return True  # the service closed it
+            except TimeoutError:
+                pass
+            sock.sendall(request)  # still open: it must still serve
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            return False
+
+    monkeypatch.setenv("HTTP_KEEP_ALIVE_SECONDS", "1")
+    with running_catalog(catalog_db_url, redis_server.url, prefix=new_prefix()) as (base, _):
+        assert closed_within(base, 5)
+    monkeypatch.delenv("HTTP_KEEP_ALIVE_SECONDS")
+    with running_catalog(catalog_db_url, redis_server.url, prefix=new_prefix()) as (base, _):
+        assert not closed_within(base, 6)
