@@ -33,6 +33,8 @@ TARGETS: dict[str, Target] = {
             f"{IT}/app_cart/worker/test_worker_outages.py",
             f"{IT}/shared/events/test_dead_letters.py",
             f"{IT}/shared/events/test_status.py",
+            f"{IT}/shared/events/test_consumer.py",
+            f"{IT}/shared/events/test_reclaim.py",
         ),
     ),
     "relay": Target(

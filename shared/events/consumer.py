@@ -63,6 +63,12 @@ class ConsumerConfig:
     heartbeat_seconds: int = 30
     race_retries: int = 3  # a batch that lost a race is tried this many more times at once
 
+    def __post_init__(self) -> None:
+        # Below 0, `_apply_batch` would never call `apply`, and its events would be acknowledged
+        # unapplied.
+        if self.race_retries < 0:
+            raise ValueError(f"race_retries must be 0 or more, not {self.race_retries}")
+
 
 class Consumer:
     def __init__(
@@ -289,7 +295,7 @@ class Consumer:
         """Leave the event pending (not acknowledged): retried later, parked as dead after too
         many tries. Its reason is recorded for the retry and for operators."""
         self.failed += 1
-        self.by_type[(type_ if type_ in self.handles else "unknown", "failed")] += 1
+        self.by_type[(type_, "failed")] += 1  # "unknown", or a type `_decode` accepted
         reason = f"{type(exc).__name__}: {exc}"
         log.error("event %s failed: %s", message_id.decode(), reason)
         # If Redis refuses the record, the event is still retried: by this worker's own reclaim

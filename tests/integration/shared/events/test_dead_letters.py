@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from shared.events.dead_letters import DeadLetters, Parked
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
+from tests.support.redis_monitor import commands_sent, in_one_transaction
 
 ENTRY = {"type": "product.updated", "aggregate_id": "7", "version": "2", "event_id": "e-1", "event": "{}"}
 
@@ -149,7 +150,11 @@ async def test_discard_drops_a_dead_event_and_refuses_any_other(redis, keys):
     await dead.park(message_id.encode(), "w-1", 5, 0)
     with pytest.raises(LookupError, match=alive):
         await dead.discard(alive)
-    await dead.discard(message_id)
+    sent = await commands_sent(redis, lambda: dead.discard(message_id))
+    # In one MULTI: no acknowledged event keeps a record that reads as dead, nor the reverse.
+    assert in_one_transaction(
+        sent, f"XACK {keys.catalog_events()} {CART_GROUP} {message_id}", f"DEL {keys.dead_event(message_id)}"
+    )
     assert await dead.ids() == [] and not await redis.exists(keys.dead_event(message_id))
     assert await held_by(redis, keys, "w-1") == [alive]
     assert len(await redis.xrange(keys.catalog_events())) == 2  # dropped, not deleted

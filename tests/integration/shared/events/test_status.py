@@ -81,7 +81,8 @@ async def test_the_lag_is_unknown_when_redis_cannot_tell_it(redis, keys):
 async def test_the_oldest_pending_age_is_that_of_the_oldest_event_a_live_consumer_holds(redis, keys):
     stream = keys.catalog_events()
     now_ms = int(time.time() * 1000)
-    ages = {"dead one": 600, "w-1 first": 120, "w-1 second": 100, "w-2": 60}  # seconds, by id time
+    # Seconds, by id time: days, so that the age's unit is checked to better than a part in 10,000.
+    ages = {"dead one": 900_000, "w-1 first": 600_000, "w-1 second": 500_000, "w-2": 60}
     for seq, age in enumerate(ages.values()):
         await redis.xadd(stream, {"n": seq}, id=f"{now_ms - age * 1000}-{seq}")
     await redis.xgroup_create(stream, CART_GROUP, id="0")
@@ -91,7 +92,7 @@ async def test_the_oldest_pending_age_is_that_of_the_oldest_event_a_live_consume
     await delivered(redis, stream, "w-2", 1)
     status = StreamStatus(redis, keys, CART_GROUP)
     # Redis's clock in whole seconds, against the test's: a second either way, plus the run.
-    assert 119 <= await status.oldest_pending_age_seconds() <= 122
+    assert 599_999 <= await status.oldest_pending_age_seconds() <= 600_002
     for entry_id in (
         entry["message_id"] for entry in await redis.xpending_range(stream, CART_GROUP, "-", "+", 10)
     ):

@@ -1,0 +1,137 @@
+"""The generic consumer on a real Redis, with an `apply` of the test's own (the cart's worker, with
+its handlers and database, is tests/integration/app_cart/worker): what it does when Redis or the
+dependency fails it, and when Redis will not take an event's error record."""
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.events import consumer as consumer_module
+from shared.events.consumer import Consumer, ConsumerConfig, DependencyDown
+from shared.events.envelope import Event, encode, new_event, stream_fields
+from shared.keys import CART_GROUP, Keys
+
+HANDLES = {"product.updated"}
+
+
+@pytest.fixture
+async def redis(redis_server):
+    async with Redis.from_url(redis_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(f"t{uuid.uuid4().hex[:8]}")
+
+
+async def nothing(*_) -> None:
+    return None
+
+
+def a_consumer(redis: Redis, keys: Keys, name: str = "w-1", *, apply=nothing, ready=nothing) -> Consumer:
+    return Consumer(
+        redis, keys, CART_GROUP, name, ConsumerConfig(), apply=apply, handles=HANDLES, ready=ready
+    )
+
+
+async def send(redis: Redis, keys: Keys, *entries: Event | dict) -> list[bytes]:
+    """Events (or raw entries, as dicts) appended to the stream, in order; their ids."""
+    ids = []
+    for entry in entries:
+        if isinstance(entry, Event):
+            entry = stream_fields(
+                str(entry.id), entry.type, entry.aggregate_id, entry.version, encode(entry).decode()
+            )
+        ids.append(await redis.xadd(keys.catalog_events(), entry))
+    return ids
+
+
+def updated(product_id: int) -> Event:
+    return new_event("product.updated", product_id, 2, {"id": product_id}, ["price"])
+
+
+@pytest.mark.parametrize("refusal", ["wrong type", "connection reset"])
+async def test_an_error_redis_will_not_record_still_leaves_the_event_pending_and_the_rest_acknowledged(
+    redis, keys, monkeypatch, refusal
+):
+    """The error record is for operators and the retry's log line: if Redis refuses it (an
+    answer, or the connection dropping), the event is still left pending, and the events
+    applied beside it are still acknowledged, with no backoff as if Redis were down."""
+    applied = []
+
+    async def apply(events):
+        applied.extend(event.aggregate_id for event in events)
+
+    worker = a_consumer(redis, keys, apply=apply)
+    await worker.ensure_group()
+    if refusal == "wrong type":
+        await redis.set(keys.event_errors(), "not a hash")  # HSET answers WRONGTYPE
+    else:
+        hset = redis.hset
+
+        async def reset(name, *args, **kwargs):
+            if name == keys.event_errors():
+                raise ConnectionResetError("connection reset by peer")
+            return await hset(name, *args, **kwargs)
+
+        monkeypatch.setattr(redis, "hset", reset)
+    ids = await send(redis, keys, updated(1), {"type": "product.updated", "event": "not json"}, updated(2))
+    await worker.run(asyncio.Event(), burst=True)
+    assert applied == [1, 2]
+    pending = await redis.xpending_range(keys.catalog_events(), CART_GROUP, "-", "+", 10)
+    assert [entry["message_id"] for entry in pending] == [ids[1]]
+    assert (worker.applied, worker.failed, worker.backoffs) == (2, 1, 0)
+
+
+async def test_outages_are_told_apart_said_once_with_their_cause_and_backed_off_doubling(
+    redis, keys, monkeypatch, caplog
+):
+    """Redis failing the worker (here: the stream's key holds a string), then the dependency
+    (`apply` raises DependencyDown, then `ready` fails): each outage is said once, as that of
+    what failed and with the error, and the waits start at half a second and double."""
+    caplog.set_level(logging.WARNING, logger="shared.events.consumer")
+    stream, database, waits = keys.catalog_events(), {"up": False}, []
+
+    async def apply(events):
+        if not database["up"]:
+            raise DependencyDown("connection refused")
+
+    async def ready():
+        if not database["up"]:
+            raise ConnectionRefusedError("connection refused")
+
+    async def wait(stop, seconds):  # the backoff, recorded instead of slept; the world moves on
+        waits.append(seconds)
+        if len(waits) == 2:  # Redis is fine again, and there is an event to read
+            await redis.delete(stream)
+            await send(redis, keys, updated(1))
+        elif len(waits) == 4:
+            database["up"] = True
+
+    monkeypatch.setattr(consumer_module, "sleep_unless_stopped", wait)
+    await redis.set(stream, "not a stream")
+    worker = a_consumer(redis, keys, apply=apply, ready=ready)
+    await worker.run(asyncio.Event(), burst=True)
+    assert waits == [0.5, 1.0, 2.0, 4.0]
+    assert worker.backoffs_by == {"redis": 2, "database": 2}
+    said = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "shared.events.consumer" and "cannot be reached" in record.getMessage()
+    ]
+    assert len(said) == 2, said
+    assert said[0].startswith("Redis (worker w-1) cannot be reached (ResponseError: WRONGTYPE"), said
+    assert said[1] == "the database (worker w-1) cannot be reached (DependencyDown: connection refused)"
+
+
+def test_a_consumer_config_refuses_a_negative_race_retry_count():
+    # With -1 the batch loop would acknowledge a batch without ever applying it.
+    from shared.events.consumer import ConsumerConfig
+
+    with pytest.raises(ValueError, match="race_retries"):
+        ConsumerConfig(race_retries=-1)
+    assert ConsumerConfig(race_retries=0).race_retries == 0
