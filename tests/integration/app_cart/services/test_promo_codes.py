@@ -108,6 +108,28 @@ async def test_list_read_update_deactivate(cart, admin, new_code):
     assert (await cart.delete("/api/promo-codes/987654321", headers=admin)).status_code == 404
 
 
+async def test_the_list_pages_through_every_code_in_id_order(cart, admin, new_code):
+    created = [(await new_code())["id"] for _ in range(3)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = (await cart.get("/api/promo-codes", params=params, headers=admin)).json()
+        assert len(page["items"]) == 1, page  # exactly the limit while more follow
+        seen.append(page["items"][0]["id"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(set(seen)) and set(created) <= set(seen)
+
+
+async def test_a_code_inside_its_validity_window_applies(cart, user, new_code, new_product):
+    code = await new_code(valid_from=iso(timedelta(days=-1)), valid_until=iso(timedelta(days=1)))
+    await cart_worth(cart, user, new_product, "10.00")
+    response = await apply(cart, user, code["code"])
+    assert response.status_code == 200, response.text
+    assert response.json()["discount"] == "1.00"
+
+
 async def test_max_uses_cannot_drop_below_the_uses_taken(cart, admin, new_code, new_product):
     code = await new_code(max_uses=5)
     for uid in ("mu-1", "mu-2"):
@@ -209,7 +231,10 @@ async def test_uses_are_taken_and_given_back(cart, admin, user, new_code, new_pr
     assert (await uses(first), await uses(second)) == (1, 0)
     await apply(cart, user, second["code"])  # replacing gives the first one back
     assert (await uses(first), await uses(second)) == (0, 1)
-    await cart.delete("/api/cart/promo", headers=user)
+    removed = await cart.delete("/api/cart/promo", headers=user)
+    assert removed.status_code == 200
+    assert removed.json() == await cart_of(cart, user)  # the shopper's own cart, without the code
+    assert removed.json()["promo"] is None and len(removed.json()["items"]) == 1
     assert await uses(second) == 0
     assert (await cart.delete("/api/cart/promo", headers=user)).status_code == 404
     await apply(cart, user, first["code"])
