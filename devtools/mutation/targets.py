@@ -51,7 +51,10 @@ TARGETS: dict[str, Target] = {
             f"{IT}/shared/events/test_publish.py",
         ),
     ),
-    "breaker": Target(("shared/resilience/breaker.py",), (f"{IT}/shared/resilience/test_breaker.py",)),
+    "breaker": Target(
+        ("shared/resilience/breaker.py",),
+        (f"{IT}/shared/resilience/test_breaker.py", f"{IT}/shared/resilience/test_breaker_local.py"),
+    ),
     "limiter": Target(
         (
             "shared/ratelimit/limiter.py",
@@ -67,7 +70,10 @@ TARGETS: dict[str, Target] = {
             "shared/resilience/cache_entries.py",
             "shared/resilience/invalidation.py",
         ),
-        (f"{IT}/shared/resilience/test_product_cache.py",),
+        (
+            f"{IT}/shared/resilience/test_product_cache.py",
+            f"{IT}/shared/resilience/test_product_cache_paths.py",
+        ),
     ),
     "promo": Target(
         (

@@ -77,10 +77,12 @@ class ProductCache:
         entries = await self._read(wanted)
         now = time.time()
         need, expired = [], {}
+        seen: dict[int, float] = {}  # when each needed entry we read was fetched (0: none)
         for product_id, entry in zip(wanted, entries, strict=True):
             if entry is None or entry.min_version is not None:
                 need.append(product_id)
                 continue
+            seen[product_id] = entry.fetched_at
             if now < entry.fresh_until and not _refresh_early(entry, now):
                 if entry.product is not None:
                     lookup.found[product_id] = entry.product
@@ -94,7 +96,7 @@ class ProductCache:
         if not need:
             return lookup
         try:
-            loaded = await self._load(need, fetch)
+            loaded = await self._load(need, fetch, seen)
         except Unavailable:
             for product_id in need:
                 if product_id in expired:
@@ -131,11 +133,13 @@ class ProductCache:
         self._redis_back()
         return [_decode(blob) for blob in blobs]
 
-    async def _load(self, ids: list[int], fetch: Fetch) -> dict[int, ProductData | None]:
+    async def _load(
+        self, ids: list[int], fetch: Fetch, seen: dict[int, float]
+    ) -> dict[int, ProductData | None]:
         """Fetch `ids`, sharing fetches already in flight in this process."""
         mine = [pid for pid in ids if pid not in self._inflight]
         if mine:
-            task = asyncio.create_task(self._fetch_and_store(mine, fetch))
+            task = asyncio.create_task(self._fetch_and_store(mine, fetch, seen))
             # Retrieve the outcome even if every waiter is cancelled (no "never retrieved").
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             for pid in mine:
@@ -152,14 +156,17 @@ class ProductCache:
             result.update(await asyncio.shield(task))
         return {pid: result.get(pid) for pid in ids}
 
-    async def _fetch_and_store(self, ids: list[int], fetch: Fetch) -> dict[int, ProductData | None]:
+    async def _fetch_and_store(
+        self, ids: list[int], fetch: Fetch, seen: dict[int, float]
+    ) -> dict[int, ProductData | None]:
         token = uuid.uuid4().hex
         locked, epoch = await self._lock(ids, token)
         try:
             result = await self._wait_for_holders([pid for pid in ids if pid not in locked])
             # Double-checked: another process may have stored a product and released its lock
-            # between our read and our lock; what is in the cache now needs no fetch.
-            result.update(await self._cached([pid for pid in ids if pid in locked]))
+            # between our read and our lock; an entry fetched since we read needs no fetch. Only
+            # since: the entry an early refresh was chosen for is fresh too, and must be fetched.
+            result.update(await self._cached([pid for pid in ids if pid in locked], seen))
             todo = [pid for pid in ids if pid not in result]
             if todo:
                 started = time.monotonic()
@@ -208,15 +215,19 @@ class ProductCache:
         except (RedisError, OSError) as exc:
             self._redis_failed("unlock", exc)  # the locks lapse on their own
 
-    async def _cached(self, ids: list[int]) -> dict[int, ProductData | None]:
-        """The ids the cache holds a fresh answer for (a product, or "no such product")."""
+    async def _cached(self, ids: list[int], seen: dict[int, float]) -> dict[int, ProductData | None]:
+        """The ids the cache holds a fresh answer for (a product, or "no such product") fetched
+        after `seen` says the entry we read was."""
         if not ids:
             return {}
         now = time.time()
         return {
             pid: entry.product
             for pid, entry in zip(ids, await self._read(ids), strict=True)
-            if entry is not None and entry.min_version is None and now < entry.fresh_until
+            if entry is not None
+            and entry.min_version is None
+            and now < entry.fresh_until
+            and entry.fetched_at > seen.get(pid, 0.0)
         }
 
     async def _wait_for_holders(self, ids: list[int]) -> dict[int, ProductData | None]:

@@ -1,14 +1,17 @@
 """The shared circuit breaker on a real Redis; two breaker objects stand for two instances."""
 
 import asyncio
+import logging
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from dataclasses import replace
 
 import anyio
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from devtools.servers import throwaway_redis
 from shared.keys import Keys
@@ -301,3 +304,138 @@ async def test_without_redis_a_slow_probe_opens_it_again(local_breaker):
     with pytest.raises(BreakerOpen) as refused:
         await breaker.acquire()
     assert 0 < refused.value.retry_after <= LOCAL.recovery_seconds
+
+
+# A recovery time short enough to wait out several times in one test.
+QUICK = replace(CONFIG, recovery_seconds=0.2)
+
+
+async def test_this_process_counts_the_transitions_it_saw_and_the_probes_it_took(redis_server):
+    client = Redis.from_url(redis_server.url)
+    breaker = CircuitBreaker(client, Keys(f"t{uuid.uuid4().hex[:8]}"), "catalog", QUICK)
+    try:
+        assert (breaker.transitions, breaker.probes_admitted) == (Counter(), 0)
+        await open_it(breaker)
+        assert await breaker.report(await first_probe(breaker), Outcome.FAILURE, 0.01) == "opened"
+        for _ in range(2):  # twice: half-open, K successful probes close it
+            probes = [await first_probe(breaker)]
+            probes += [await breaker.acquire() for _ in range(CONFIG.half_open_probes - 1)]
+            verdicts = [await breaker.report(probe, Outcome.SUCCESS, 0.01) for probe in probes]
+            assert verdicts == ["recorded"] * (CONFIG.half_open_probes - 1) + ["closed"]
+            assert not (await breaker.acquire()).probe
+            await open_it(breaker)
+        assert breaker.transitions == Counter(
+            {
+                ("closed", "open"): 3,
+                ("open", "half_open"): 3,
+                ("half_open", "open"): 1,
+                ("half_open", "closed"): 2,
+            }
+        )
+        assert breaker.probes_admitted == 1 + 2 * CONFIG.half_open_probes
+    finally:
+        await client.aclose()
+
+
+async def test_refused_it_says_which_breaker_and_the_recovery_time_left(redis_server):
+    client = Redis.from_url(redis_server.url)
+    breaker = CircuitBreaker(
+        client, Keys(f"t{uuid.uuid4().hex[:8]}"), "catalog", replace(CONFIG, recovery_seconds=600)
+    )
+    try:
+        await open_it(breaker)
+        with pytest.raises(BreakerOpen) as refused:
+            await breaker.acquire()
+        assert 599.5 < refused.value.retry_after <= 600  # in milliseconds from Redis, as seconds
+        assert (
+            str(refused.value)
+            == f"circuit breaker catalog is open; retry in {refused.value.retry_after:.1f}s"
+        )
+    finally:
+        await client.aclose()
+
+
+SLOW_2S = replace(CONFIG, slow_call_seconds=2.0)
+
+
+async def test_a_call_is_slow_from_slow_call_seconds_to_the_millisecond(pair):
+    _, redis, key = pair
+    breaker = CircuitBreaker(redis, Keys(key.split(":")[0]), "catalog", SLOW_2S)
+    assert await outcome(breaker, Outcome.SUCCESS, duration=1.9996) == "recorded"  # 1999 ms
+    assert await outcome(breaker, Outcome.SUCCESS, duration=2.0) == "recorded"
+    assert (await state(redis, key))["slow_calls"] == "1"
+
+
+async def test_calls_are_counted_in_one_second_buckets_and_old_buckets_leave_the_window(pair):
+    _, redis, key = pair
+    wide = replace(CONFIG, window_seconds=1000, bucket_seconds=1)
+    breaker = CircuitBreaker(redis, Keys(key.split(":")[0]), "catalog", wide)
+    seconds = int((await redis.time())[0])
+    stale = f"b:{seconds - 1000}"  # the bucket just out of a 1000-bucket window
+    await redis.hset(key, mapping={f"{stale}:calls": 5, f"{stale}:failures": 5})
+    assert await outcome(breaker, Outcome.FAILURE) == "recorded"
+    shown = await state(redis, key)
+    assert (shown["calls"], shown["failures"]) == ("1", "1")
+    buckets = {field for field in shown if field.startswith("b:")}
+    after = int((await redis.time())[0])
+    assert buckets in ({f"b:{second}:calls", f"b:{second}:failures"} for second in range(seconds, after + 1))
+
+
+async def test_breakers_of_two_downstreams_have_their_own_probe_slots(redis_server):
+    client = Redis.from_url(redis_server.url)
+    keys = Keys(f"t{uuid.uuid4().hex[:8]}")
+    breakers = [CircuitBreaker(client, keys, name, QUICK) for name in ("catalog", "payments")]
+    try:
+        for breaker in breakers:
+            await open_it(breaker)
+            await wait_for_half_open(breaker)
+        for breaker in breakers:
+            assert all([(await breaker.acquire()).probe for _ in range(CONFIG.half_open_probes)])
+    finally:
+        await client.aclose()
+
+
+async def test_it_works_with_a_client_that_decodes_responses(redis_server):
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    breaker = CircuitBreaker(client, Keys(f"t{uuid.uuid4().hex[:8]}"), "catalog", CONFIG)
+    try:
+        assert await outcome(breaker, Outcome.IGNORED) == "recorded"
+        await open_it(breaker)
+        with pytest.raises(BreakerOpen):
+            await breaker.acquire()
+    finally:
+        await client.aclose()
+
+
+async def test_an_outage_is_logged_once_and_counted_per_decision_and_its_end_is_logged(caplog):
+    caplog.set_level(logging.INFO, logger="shared.resilience.breaker")
+    with throwaway_redis() as server:
+        client = Redis.from_url(server.url, socket_connect_timeout=0.2, socket_timeout=0.2)
+        breaker = CircuitBreaker(client, Keys("t"), "catalog", CONFIG)
+        try:
+            permit = await breaker.acquire()
+            assert not permit.local and breaker.fallbacks == 0
+            assert caplog.records == []
+            server.stop()
+            # Redis decided that call: its outcome cannot be recorded without Redis.
+            assert await breaker.report(permit, Outcome.SUCCESS, 0.01) == "lost"
+            for _ in range(3):
+                await outcome(breaker, Outcome.SUCCESS)  # decided per process
+            assert breaker.fallbacks == 1 + 3
+            server.start()
+
+            async def redis_decides() -> bool:
+                return not (await breaker.acquire()).local
+
+            await until(redis_decides, seconds=10)
+            await outcome(breaker, Outcome.SUCCESS)
+            server.stop()
+            await outcome(breaker, Outcome.SUCCESS)  # a new outage
+        finally:
+            await client.aclose()
+    logged = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert [level for level, _ in logged] == [logging.ERROR, logging.WARNING, logging.ERROR]
+    assert logged[1][1] == "circuit breaker catalog reaches Redis again"
+    for record in (caplog.records[0], caplog.records[2]):  # from report(), then from acquire()
+        assert record.getMessage().startswith("circuit breaker catalog cannot reach Redis (")
+        assert isinstance(record.args[1], RedisError | OSError)  # the cause is in the log

@@ -177,6 +177,7 @@ def test_xfetch_refreshes_early_more_often_as_expiry_nears():
     assert _refresh_early(entry, now=100.0)
     instant = _Entry(product=product(1), fetched_at=0, fresh_until=100.0, delta=0.0)
     assert not _refresh_early(instant, now=99.999)
+    assert _refresh_early(instant, now=100.0)  # at expiry, always: the boundary is inclusive
 
 
 async def test_redis_down_reads_the_catalog_directly():

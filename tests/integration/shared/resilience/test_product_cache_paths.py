@@ -1,0 +1,306 @@
+"""The product cache on a real Redis, the paths test_product_cache.py leaves alone: its
+counters, what it writes (entry fields, TTL jitter, lock and tombstone lifetimes), `refresh`,
+the double-checked read after the lock, and each Redis call failing on its own."""
+
+import asyncio
+import gc
+import logging
+import time
+import types
+import uuid
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from shared.keys import Keys
+from shared.resilience import cache_entries
+from shared.resilience import product_cache as product_cache_module
+from shared.resilience.invalidation import ProductInvalidator
+from shared.resilience.product_cache import CacheConfig, ProductCache, _Entry
+from tests.integration.shared.resilience.test_product_cache import Catalog, product
+from tests.support.waits import until
+
+CACHE_LOG = "shared.resilience.product_cache"
+
+
+@pytest.fixture
+async def client(redis_server):
+    async with Redis.from_url(redis_server.url) as redis:
+        yield redis
+
+
+@pytest.fixture
+def keys():
+    return Keys(f"t{uuid.uuid4().hex[:8]}")
+
+
+def cache(client, keys, **config) -> ProductCache:
+    return ProductCache(client, keys, CacheConfig(**config))
+
+
+async def put(client, keys, product_id: int, *, fresh_for: float, delta: float = 0.0) -> None:
+    """An entry as a cart wrote it, `fresh_for` seconds from now (negative: expired)."""
+    now = time.time()
+    entry = _Entry(product=product(product_id), fetched_at=now, fresh_until=now + fresh_for, delta=delta)
+    await client.set(keys.product(product_id), msgspec.json.encode(entry), px=600_000)
+
+
+async def stored(client, keys, product_id: int) -> _Entry | None:
+    return cache_entries._decode(await client.get(keys.product(product_id)))
+
+
+def counters(reader: ProductCache) -> dict[str, int]:
+    names = ("hits", "misses", "stale_served", "catalog_fetches", "redis_failures", "early_refreshes")
+    return {name: getattr(reader, name) for name in (*names, "writes_refused")}
+
+
+def errors_and_warnings(caplog) -> tuple[list[str], list[str]]:
+    records = [r for r in caplog.records if r.name == CACHE_LOG]
+    return (
+        [r.getMessage() for r in records if r.levelno == logging.ERROR],
+        [r.getMessage() for r in records if r.levelno == logging.WARNING],
+    )
+
+
+async def test_counters_add_up_over_reads(client, keys):
+    reader = cache(client, keys)
+    assert set(counters(reader).values()) == {0}
+    catalog = Catalog({i: product(i) for i in range(1, 5)})
+    await reader.get_many([1, 2], catalog.fetch)  # two misses, one batch, both written
+    await reader.get_many([1, 2, 3], catalog.fetch)  # two hits, one miss
+    await reader.get_many([1, 2, 3, 4], catalog.fetch)  # three hits, one miss
+    assert counters(reader) == {
+        "hits": 5, "misses": 4, "stale_served": 0, "catalog_fetches": 3, "redis_failures": 0,
+        "early_refreshes": 0, "writes_refused": 0,
+    }  # fmt: skip
+
+
+async def test_expired_entries_served_stale_are_counted(client, keys):
+    reader = cache(client, keys)
+    catalog = Catalog({})
+    catalog.down = True
+    await put(client, keys, 1, fresh_for=-1)
+    await put(client, keys, 2, fresh_for=-1)
+    for _ in range(2):
+        lookup = await reader.get_many([1, 2], catalog.fetch)
+        assert lookup.stale == {1, 2} and lookup.found == {1: product(1), 2: product(2)}
+    assert reader.stale_served == 4 and reader.misses == 4 and reader.hits == 0
+
+
+async def test_early_refreshes_are_counted(client, keys, monkeypatch):
+    # -log(1 - 0.5) * 100 s of fetch time reaches well past 10 s of freshness: refresh early.
+    monkeypatch.setattr(cache_entries, "random", types.SimpleNamespace(random=lambda: 0.5))
+    reader = cache(client, keys)
+    await put(client, keys, 1, fresh_for=10, delta=100)
+    await put(client, keys, 2, fresh_for=10, delta=100)
+    await put(client, keys, 3, fresh_for=10, delta=0)  # an instant fetch: never early
+    catalog = Catalog({i: product(i) for i in range(1, 4)})
+    lookup = await reader.get_many([1, 2, 3], catalog.fetch)
+    assert lookup.found == {i: product(i) for i in range(1, 4)} and not lookup.stale
+    assert (reader.early_refreshes, reader.misses, reader.hits) == (2, 2, 1)
+
+
+async def test_an_early_refresh_asks_the_catalog_and_stores_what_it_answers(client, keys, monkeypatch):
+    """The point of refreshing early: the catalog is asked, and its newer answer served and
+    stored, although the entry read was still fresh (the lock's double check must not take
+    that same entry for one another process just stored)."""
+    monkeypatch.setattr(cache_entries, "random", types.SimpleNamespace(random=lambda: 0.5))
+    reader = cache(client, keys)
+    await put(client, keys, 1, fresh_for=10, delta=100)  # version 1, chosen for early refresh
+    catalog = Catalog({1: product(1, version=2)})
+    lookup = await reader.get_many([1], catalog.fetch)
+    assert catalog.calls == [[1]]
+    assert lookup.found == {1: product(1, version=2)}
+    assert (await stored(client, keys, 1)).product == product(1, version=2)
+
+
+async def test_a_write_the_cache_refuses_is_counted_and_a_404_never_replaces_a_product(client, keys):
+    reader = cache(client, keys)
+    await reader.get_many([5], Catalog({5: product(5, version=1)}).fetch)
+    gone = Catalog({})
+    for _ in range(2):
+        assert await reader.refresh([5], gone.fetch) == {}
+    assert reader.writes_refused == 2
+    assert (await stored(client, keys, 5)).product == product(5, version=1)
+
+
+async def test_refresh_asks_the_catalog_and_stores_the_answer(client, keys):
+    reader = cache(client, keys)
+    catalog = Catalog({1: product(1), 2: product(2)}, delay=0.01)
+    assert await reader.refresh([], catalog.fetch) == {} and catalog.calls == []
+    before = time.time()
+    assert await reader.refresh([2, 1, 2], catalog.fetch) == {1: product(1), 2: product(2)}
+    assert catalog.calls == [[1, 2]] and reader.catalog_fetches == 1
+    entry = await stored(client, keys, 1)
+    assert entry is not None and entry.product == product(1) and entry.min_version is None
+    assert before <= entry.fetched_at <= time.time()
+    assert 0 < entry.delta < 5  # the fetch's duration, not a clock reading
+    assert (await reader.get_many([1, 2], catalog.fetch)).found == {1: product(1), 2: product(2)}
+    assert len(catalog.calls) == 1 and reader.hits == 2
+    await reader.refresh([1], catalog.fetch)
+    assert reader.catalog_fetches == 2 and reader.writes_refused == 0
+
+
+async def test_an_entry_records_its_fetch_and_freshness_jittered_by_ten_percent(client, keys, monkeypatch):
+    reader = cache(client, keys, ttl_seconds=300, stale_seconds=1000)
+    catalog = Catalog({1: product(1), 2: product(2)}, delay=0.01)
+    for product_id, bound in ((1, max), (2, min)):  # the jitter at either end of its range
+        monkeypatch.setattr(
+            product_cache_module,
+            "random",
+            types.SimpleNamespace(uniform=lambda lo, hi, pick=bound: pick(lo, hi)),
+        )
+        before = time.time()
+        await reader.get_many([product_id], catalog.fetch)
+        entry = await stored(client, keys, product_id)
+        assert before <= entry.fetched_at <= time.time() and 0 < entry.delta < 5
+        fresh = entry.fresh_until - entry.fetched_at
+        assert fresh == pytest.approx(330 if bound is max else 270)
+        assert 990_000 < await client.pttl(keys.product(product_id)) <= 1_000_000
+
+
+async def test_the_fetch_lock_lapses_on_its_own_and_is_released_after_the_fetch(client, keys):
+    reader = cache(client, keys, lock_seconds=100)
+    catalog = Catalog({7: product(7)}, delay=0.2)
+    reading = asyncio.create_task(reader.get_many([7], catalog.fetch))
+    await catalog.started.wait()
+    assert 99_000 < await client.pttl(keys.product_lock(7)) <= 100_000
+    assert (await reading).found == {7: product(7)}
+    assert await client.exists(keys.product_lock(7)) == 0
+
+
+async def test_a_tombstone_lives_as_long_as_asked(client, keys):
+    await ProductInvalidator(client, keys, tombstone_seconds=60).changed([(5, 2)])
+    assert 59_000 < await client.pttl(keys.product(5)) <= 60_000
+
+
+async def test_a_product_stored_between_the_read_and_the_lock_is_not_fetched_again(client, keys, monkeypatch):
+    """Double-checked: another process writes the product after this one's read found nothing
+    and before it took the lock; what the cache then holds is used, not fetched again."""
+    reader, other = cache(client, keys), cache(client, keys)
+    catalog = Catalog({7: product(7)})
+    first_read = reader._read
+
+    async def read_then_another_process_stores(ids):
+        monkeypatch.setattr(reader, "_read", first_read)  # only the first read races
+        entries = await first_read(ids)
+        await other.refresh(ids, catalog.fetch)
+        return entries
+
+    monkeypatch.setattr(reader, "_read", read_then_another_process_stores)
+    assert (await reader.get_many([7], catalog.fetch)).found == {7: product(7)}
+    assert catalog.calls == [[7]] and reader.catalog_fetches == 0  # the other process's fetch only
+
+
+async def test_a_shared_fetch_all_its_waiters_left_has_its_failure_retrieved(client, keys):
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        reader = cache(client, keys)
+        catalog = Catalog({}, delay=0.05)
+        catalog.down = True
+        waiter = asyncio.create_task(reader.get_many([7], catalog.fetch))
+        await catalog.started.wait()
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+        async def fetch_over() -> bool:
+            return not reader._inflight
+
+        await until(fetch_over, seconds=5, poll=0.01)
+        del waiter
+        gc.collect()
+        assert reported == []  # no "Task exception was never retrieved"
+    finally:
+        loop.set_exception_handler(previous)
+
+
+async def test_a_client_that_decodes_responses_works_too(redis_server, keys):
+    async with Redis.from_url(redis_server.url, decode_responses=True) as client:
+        reader = cache(client, keys)
+        catalog = Catalog({1: product(1)})
+        assert (await reader.get_many([1], catalog.fetch)).found == {1: product(1)}
+        assert await reader.refresh([1], catalog.fetch) == {1: product(1)}
+        assert (await reader.get_many([1], catalog.fetch)).found == {1: product(1)}
+        assert len(catalog.calls) == 2 and reader.redis_failures == 0
+
+
+def fail_pipelines(monkeypatch, client) -> None:
+    real = client.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = real(*args, **kwargs)
+
+        async def execute(*_args, **_kwargs):
+            raise RedisConnectionError("boom")
+
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(client, "pipeline", pipeline)
+
+
+async def raise_boom(*_args, **_kwargs):
+    raise RedisConnectionError("boom")
+
+
+@pytest.mark.parametrize("action", ["read", "epoch", "lock", "write", "unlock"])
+async def test_each_redis_call_failing_is_logged_by_name_and_stepped_around(
+    client, keys, monkeypatch, caplog, action
+):
+    reader = cache(client, keys)
+    catalog = Catalog({7: product(7)})
+    if action == "read":
+        monkeypatch.setattr(client, "mget", raise_boom)
+    elif action in ("epoch", "lock"):
+        fail_pipelines(monkeypatch, client)
+    elif action == "write":
+        monkeypatch.setattr(reader, "_write", raise_boom)
+    else:
+        monkeypatch.setattr(reader, "_release", raise_boom)
+    with caplog.at_level(logging.ERROR, logger=CACHE_LOG):
+        if action == "epoch":
+            assert await reader.refresh([7], catalog.fetch) == {7: product(7)}
+        else:
+            assert (await reader.get_many([7], catalog.fetch)).found == {7: product(7)}
+    errors, _ = errors_and_warnings(caplog)
+    named = "read" if action == "epoch" else action
+    assert errors == [f"product cache cannot {named} Redis (boom); reading the catalog directly"]
+    assert reader.redis_failures == (
+        2 if action == "read" else 1
+    )  # a read fails twice: before and after the lock
+    if action in ("epoch", "lock"):  # the epoch unknown: the fetch's answer is not written
+        assert await client.get(keys.product(7)) is None
+
+
+async def test_redis_failing_is_logged_once_per_outage(client, keys, monkeypatch, caplog):
+    reader = cache(client, keys)
+    catalog = Catalog({1: product(1)})
+    real_mget = client.mget
+    down = True
+
+    async def mget(*args, **kwargs):
+        if down:
+            raise RedisConnectionError("boom")
+        return await real_mget(*args, **kwargs)
+
+    monkeypatch.setattr(client, "mget", mget)
+    with caplog.at_level(logging.WARNING, logger=CACHE_LOG):
+        await reader.get_many([1], catalog.fetch)
+        await reader.get_many([1], catalog.fetch)
+        assert errors_and_warnings(caplog) == (
+            ["product cache cannot read Redis (boom); reading the catalog directly"],
+            [],
+        )
+        down = False
+        await reader.get_many([1], catalog.fetch)
+        down = True
+        await reader.get_many([1], catalog.fetch)
+    errors, warnings = errors_and_warnings(caplog)
+    assert len(errors) == 2 and warnings == ["product cache reaches Redis again"]
+    assert reader.redis_failures == 6  # each failed get_many: its read, and the read after the lock
