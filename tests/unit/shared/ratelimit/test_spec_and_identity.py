@@ -54,3 +54,32 @@ def test_bad_rate_limit_setting_names_the_variable():
     with pytest.raises(SettingsError) as caught:
         load_settings(Settings, {"ENV": "development", "RATE_LIMIT_WRITES": "lots"})
     assert caught.value.variable == "RATE_LIMIT_WRITES"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("lots", "'lots' is not <requests>/<seconds> (e.g. 600/60)"),
+        (" 100001/60 ", "'100001/60': at most 100000 requests per window"),
+        ("600/60,10/60", "two limits share a window; give each window once"),
+    ],
+)
+def test_a_bad_limit_says_what_is_wrong(spec, message):
+    with pytest.raises(ValueError) as caught:
+        parse_limits(spec)
+    assert str(caught.value) == message
+
+
+def test_a_network_may_be_written_with_host_bits():
+    assert parse_networks("10.0.0.1/8") == (ipaddress.ip_network("10.0.0.0/8"),)
+    with pytest.raises(ValueError) as caught:
+        parse_networks("10.0.0.0/8, proxy.internal")
+    assert str(caught.value) == "'proxy.internal' is not an IP address or network"
+
+
+def test_an_unparseable_address_is_never_trusted():
+    trusted = parse_networks("10.0.0.0/8")
+    # A peer without an address (a Unix socket) is not a proxy: its header is not believed.
+    assert client_ip({"type": "http", "headers": [(b"x-forwarded-for", b"1.2.3.4")]}, trusted) == "unknown"
+    # A hop that is not an address is not one of our proxies: it is the client as far as we know.
+    assert client_ip(scope("10.0.0.2", "1.2.3.4, not-an-ip, 10.0.0.1"), trusted) == "not-an-ip"
