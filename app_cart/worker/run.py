@@ -30,7 +30,8 @@ from app_cart.worker.handlers import HANDLERS, apply
 from app_cart.worker.refresh import Catalog
 from app_cart.worker.sweep import Sweep
 from shared.config import exit_on_settings_error, load_settings
-from shared.events.consumer import Consumer, ConsumerConfig
+from shared.events.consumer import Consumer
+from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import Event
 from shared.events.metrics import expose_consumer, expose_stream
 from shared.events.status import StreamStatus

@@ -25,7 +25,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +32,7 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from shared.events.consumer_config import ConsumerConfig
 from shared.events.dead_letters import DeadLetters
 from shared.events.envelope import Event, decode
 from shared.events.heartbeat import Heartbeat
@@ -50,24 +50,6 @@ _MAX_BACKOFF_SECONDS = 30.0
 
 class DependencyDown(Exception):
     """Raised by `apply` when what it writes to cannot be reached: not the events' fault."""
-
-
-@dataclass(frozen=True)
-class ConsumerConfig:
-    batch_size: int = 100
-    block_seconds: float = 2.0
-    # A failed event is retried once idle for base * 2^(deliveries - 1) seconds, and parked as
-    # dead after max_deliveries deliveries.
-    retry_base_seconds: float = 1.0
-    max_deliveries: int = 5
-    heartbeat_seconds: int = 30
-    race_retries: int = 3  # a batch that lost a race is tried this many more times at once
-
-    def __post_init__(self) -> None:
-        # Below 0, `_apply_batch` would never call `apply`, and its events would be acknowledged
-        # unapplied.
-        if self.race_retries < 0:
-            raise ValueError(f"race_retries must be 0 or more, not {self.race_retries}")
 
 
 class Consumer:

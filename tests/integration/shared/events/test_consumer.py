@@ -10,7 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.events import consumer as consumer_module
-from shared.events.consumer import Consumer, ConsumerConfig, DependencyDown
+from shared.events.consumer import Consumer, DependencyDown
+from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import Event, encode, new_event, stream_fields
 from shared.keys import CART_GROUP, Keys
 
@@ -130,7 +131,7 @@ async def test_outages_are_told_apart_said_once_with_their_cause_and_backed_off_
 
 def test_a_consumer_config_refuses_a_negative_race_retry_count():
     # With -1 the batch loop would acknowledge a batch without ever applying it.
-    from shared.events.consumer import ConsumerConfig
+    from shared.events.consumer_config import ConsumerConfig
 
     with pytest.raises(ValueError, match="race_retries"):
         ConsumerConfig(race_retries=-1)

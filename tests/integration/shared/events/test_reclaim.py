@@ -8,7 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.events import reclaim
-from shared.events.consumer import Consumer, ConsumerConfig
+from shared.events.consumer import Consumer
+from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import encode, new_event, stream_fields
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from tests.support.redis_monitor import commands_sent, in_one_transaction
