@@ -4,7 +4,6 @@ dependency fails it, and when Redis will not take an event's error record."""
 
 import asyncio
 import logging
-import uuid
 
 import pytest
 from redis.asyncio import Redis
@@ -16,17 +15,6 @@ from shared.events.envelope import Event, encode, new_event, stream_fields
 from shared.keys import CART_GROUP, Keys
 
 HANDLES = {"product.updated"}
-
-
-@pytest.fixture
-async def redis(redis_server):
-    async with Redis.from_url(redis_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"t{uuid.uuid4().hex[:8]}")
 
 
 async def nothing(*_) -> None:

@@ -2,7 +2,6 @@
 and what operators do with dead events (list, count, show, replay, discard)."""
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,17 +12,6 @@ from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from tests.support.redis_monitor import commands_sent, in_one_transaction
 
 ENTRY = {"type": "product.updated", "aggregate_id": "7", "version": "2", "event_id": "e-1", "event": "{}"}
-
-
-@pytest.fixture
-async def redis(redis_server):
-    async with Redis.from_url(redis_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"t{uuid.uuid4().hex[:8]}")
 
 
 async def failed_at(redis: Redis, keys: Keys, consumer: str, error: str = "ValueError: bad") -> str:

@@ -2,9 +2,6 @@
 pending event is due, how the pending list is read, and what a retry or a parking leaves behind
 (the cart's worker retrying and parking its events: tests/integration/app_cart/worker)."""
 
-import uuid
-
-import pytest
 from redis.asyncio import Redis
 
 from shared.events import reclaim
@@ -13,17 +10,6 @@ from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import encode, new_event, stream_fields
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
 from tests.support.redis_monitor import commands_sent, in_one_transaction
-
-
-@pytest.fixture
-async def redis(redis_server):
-    async with Redis.from_url(redis_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"t{uuid.uuid4().hex[:8]}")
 
 
 class Applied(list):

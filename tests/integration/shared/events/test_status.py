@@ -3,24 +3,11 @@ workers, the group's lag and pending entries (dead ones apart), and how old the 
 still being worked on is."""
 
 import time
-import uuid
 
-import pytest
 from redis.asyncio import Redis
 
 from shared.events.status import PipelineStatus, StreamStatus
 from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
-
-
-@pytest.fixture
-async def redis(redis_server):
-    async with Redis.from_url(redis_server.url) as client:
-        yield client
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"t{uuid.uuid4().hex[:8]}")
 
 
 async def delivered(
