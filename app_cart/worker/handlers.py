@@ -18,9 +18,9 @@ import msgspec
 
 from app_cart.adapters import snapshots
 from app_cart.adapters.snapshots import Snapshot
-from app_cart.domain.availability import is_available
 from app_cart.worker import seed_events
 from app_cart.worker.deps import Deps, Handler
+from app_cart.worker.refresh import snapshot_at
 from shared.events import seed
 from shared.events.consumer import DependencyDown
 from shared.events.envelope import (
@@ -59,16 +59,7 @@ class ProductState(msgspec.Struct, frozen=True):
 
 def snapshot_of(event: Event) -> Snapshot:
     """What an item keeps of the product an event's state describes."""
-    product = msgspec.convert(event.data, ProductState)
-    return Snapshot(
-        product.id,
-        event.version,
-        product.name,
-        product.category_name,
-        product.price,
-        is_available(product),
-        product.category_id,
-    )
+    return snapshot_at(msgspec.convert(event.data, ProductState), event.version)
 
 
 def merge(events: Sequence[Event]) -> tuple[list[Snapshot], dict[int, int], dict[int, int]]:

@@ -11,6 +11,7 @@ roll an item back, however late it runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import NamedTuple, Protocol
 
 from databases import Database
@@ -34,10 +35,30 @@ class Refreshed(NamedTuple):
     current: dict[int, CatalogProduct]  # what the catalog answered
 
 
-def snapshot_of_product(product: CatalogProduct) -> Snapshot:
+class Described(Protocol):
+    """A product as an event's state or the catalog's answer describes it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def category_name(self) -> str | None: ...
+    @property
+    def category_id(self) -> int | None: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def stock(self) -> int: ...
+
+
+def snapshot_at(product: Described, version: int) -> Snapshot:
+    """What an item keeps of `product`, as it was at `version`: the one place it is built."""
     return Snapshot(
         product.id,
-        product.version,
+        version,
         product.name,
         product.category_name,
         product.price,
@@ -59,7 +80,7 @@ def behind_catalog(
             if product.any_available:
                 gone.append((product.product_id, GONE_VERSION))
         elif now.version > product.oldest_version:
-            behind.append(snapshot_of_product(now))
+            behind.append(snapshot_at(now, now.version))
     return behind, gone
 
 
