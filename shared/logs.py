@@ -53,6 +53,10 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> None:
     """Send every logger (uvicorn's included) through one JSON handler on stderr."""
+    # What no line prints is not gathered for every record either (the logging HOWTO's
+    # "Optimization"): the caller's frame, which is a stack walk, and thread and process names.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

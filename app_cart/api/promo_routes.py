@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,13 +14,13 @@ from shared.http.auth import require_role
 from shared.http.idempotency import Reply
 from shared.http.json_io import json_response, parse_query, read_json
 from shared.http.pagination import decode_cursor, next_cursor
-from shared.http.routing import database, path_id
+from shared.http.routing import Endpoint, database, path_id
 from shared.http.versioning import etag, required_version
 
 ADMIN = "admin"
 
 
-class PromoCodes(HTTPEndpoint):
+class PromoCodes(Endpoint):
     async def get(self, request: Request) -> Response:
         require_role(request, ADMIN)
         query = parse_query(request, PromoQuery)
@@ -40,7 +39,7 @@ class PromoCodes(HTTPEndpoint):
         return await write(request, admin, create)
 
 
-class PromoCodeItem(HTTPEndpoint):
+class PromoCodeItem(Endpoint):
     async def get(self, request: Request) -> Response:
         require_role(request, ADMIN)
         promo = await promos.get(database(request), path_id(request, "promo code"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +21,7 @@ from app_cart.services.context import Context
 from shared.http.auth import Principal, require_user
 from shared.http.idempotency import Reply, idempotent
 from shared.http.json_io import json_response, parse_query, read_json
-from shared.http.routing import database, path_id
+from shared.http.routing import Endpoint, database, path_id
 
 
 def context(request: Request) -> Context:
@@ -53,7 +52,7 @@ def ok(call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Reply]]:
     return action
 
 
-class Cart(HTTPEndpoint):
+class Cart(Endpoint):
     async def get(self, request: Request) -> Response:
         user = shopper(request)
         return json_response(await cart.show_cart(context(request), user.user_id))
@@ -68,7 +67,7 @@ class Cart(HTTPEndpoint):
         return await write(request, user, empty)
 
 
-class CartItems(HTTPEndpoint):
+class CartItems(Endpoint):
     async def post(self, request: Request) -> Response:
         user = shopper(request)
         body = await read_json(request, AddItem)
@@ -79,7 +78,7 @@ class CartItems(HTTPEndpoint):
         )
 
 
-class CartItem(HTTPEndpoint):
+class CartItem(Endpoint):
     async def patch(self, request: Request) -> Response:
         user = shopper(request)
         body = await read_json(request, SetQuantity)
@@ -98,7 +97,7 @@ class CartItem(HTTPEndpoint):
         )
 
 
-class CartPromo(HTTPEndpoint):
+class CartPromo(Endpoint):
     async def post(self, request: Request) -> Response:
         user = shopper(request)
         body = await read_json(request, ApplyPromo)
@@ -111,13 +110,13 @@ class CartPromo(HTTPEndpoint):
         return await write(request, user, ok(lambda: cart_promo.remove_promo(context(request), user.user_id)))
 
 
-class Wishlist(HTTPEndpoint):
+class Wishlist(Endpoint):
     async def get(self, request: Request) -> Response:
         user = shopper(request)
         return json_response(await wishlist.show_wishlist(context(request), user.user_id))
 
 
-class WishlistItems(HTTPEndpoint):
+class WishlistItems(Endpoint):
     async def post(self, request: Request) -> Response:
         user = shopper(request)
         body = await read_json(request, AddToWishlist)
@@ -129,7 +128,7 @@ class WishlistItems(HTTPEndpoint):
         return await write(request, user, add)
 
 
-class WishlistItem(HTTPEndpoint):
+class WishlistItem(Endpoint):
     async def delete(self, request: Request) -> Response:
         user = shopper(request)
         product_id = path_id(request, "product", "product_id")
@@ -138,7 +137,7 @@ class WishlistItem(HTTPEndpoint):
         )
 
 
-class WishlistMove(HTTPEndpoint):
+class WishlistMove(Endpoint):
     async def post(self, request: Request) -> Response:
         user = shopper(request)
         # The body is optional: moving one is the common case.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,7 +15,7 @@ from shared.http.auth import require_role
 from shared.http.conditional import entity_tag_of, public_json
 from shared.http.json_io import json_response, parse_query, read_json
 from shared.http.pagination import decode_cursor, decode_ranked_cursor, encode_cursor, next_cursor
-from shared.http.routing import database, path_id
+from shared.http.routing import Endpoint, database, path_id
 from shared.http.versioning import etag, expected_version, required_version
 from shared.storage.postgres import ReadPool
 
@@ -47,7 +46,7 @@ def page_tag(page: ProductPage) -> str:
     )
 
 
-class Categories(HTTPEndpoint):
+class Categories(Endpoint):
     async def get(self, request: Request) -> Response:
         query = parse_query(request, CategoryQuery)
         found = CategoryList(items=await browse.categories(reads(request), query.is_active))
@@ -61,7 +60,7 @@ class Categories(HTTPEndpoint):
         return json_response(category, status_code=201, headers=headers)
 
 
-class CategoryItem(HTTPEndpoint):
+class CategoryItem(Endpoint):
     async def get(self, request: Request) -> Response:
         category = await browse.category(reads(request), path_id(request, "category"))
         return public(request, category, etag(category.version))
@@ -82,7 +81,7 @@ class CategoryItem(HTTPEndpoint):
         return Response(status_code=204)
 
 
-class Products(HTTPEndpoint):
+class Products(Endpoint):
     async def get(self, request: Request) -> Response:
         query = parse_query(request, ProductQuery)
         ids = batch_ids(query)
@@ -123,7 +122,7 @@ async def _search(request: Request, query: ProductQuery, text: str) -> ProductPa
     return ProductPage(items=found.items, next_cursor=cursor, searched=found.searched)
 
 
-class ProductItem(HTTPEndpoint):
+class ProductItem(Endpoint):
     async def get(self, request: Request) -> Response:
         product = await browse.product(reads(request), path_id(request, "product"))
         return public(request, product, etag(product.version))

@@ -29,12 +29,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
+        declared, chunked = None, False
+        for name, value in scope["headers"]:  # one pass, no dict: this runs on every request
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._refuse(scope, receive, send, int(declared))
             return
-        if declared is None and b"transfer-encoding" not in headers:
+        if declared is None and not chunked:
             await self.app(scope, receive, send)  # no body announced: nothing to count
             return
         received = 0

@@ -17,7 +17,6 @@ import re
 import time
 from contextvars import ContextVar
 
-from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +27,9 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 access_log = logging.getLogger("storefront.access")
+# The response headers this middleware sets, lower-cased as ASGI's raw headers are.
+_HEADERS = frozenset({b"x-request-id", b"x-content-type-options"})
+_PRIVATE_HEADERS = _HEADERS | {b"cache-control"}
 CLIENT_CLOSED_REQUEST = 499
 
 
@@ -66,7 +68,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        incoming, credentials = "", False
+        for name, value in scope["headers"]:  # one pass, no dict: this runs on every request
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"authorization":
+                credentials = True
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         # Not reset afterwards on purpose: Starlette's outermost error handler runs after this
         # middleware has unwound and must still see the id. Each request runs in its own task
@@ -76,19 +83,19 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         # A personal answer (credentials sent, or a path of the service's private ones) must not
         # be kept by a shared cache or a browser's back-forward cache.
-        private = scope["path"].startswith(self.private_paths) or any(
-            name == b"authorization" for name, _ in scope["headers"]
-        )
+        private = credentials or scope["path"].startswith(self.private_paths)
+        ours = [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff")]
+        if private:
+            ours.append((b"cache-control", b"no-store"))
+        replaced = _PRIVATE_HEADERS if private else _HEADERS
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                headers["X-Content-Type-Options"] = "nosniff"
-                if private:
-                    headers["Cache-Control"] = "no-store"
+                # Ours replace any a route set (a new list: it may be the response's own).
+                kept = [header for header in message.get("headers", ()) if header[0] not in replaced]
+                message["headers"] = kept + ours
             await send(message)
 
         try:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping, Sequence
 
 from redis.exceptions import RedisError
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import problem_response
@@ -83,9 +82,12 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
 
+        ours = [(name.lower().encode(), value.encode()) for name, value in _headers(decision).items()]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(_headers(decision))
+                # Appended, in a new list (it may be the response's own): no route sets these.
+                message["headers"] = [*message.get("headers", ()), *ours]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -221,6 +221,15 @@ class ServiceMetrics(Metrics):
             ["route"],
         )
 
+        # Each label set's two series, found once: `labels()` takes a lock and builds its key
+        # on every call. Bounded as the label values are (methods, route templates, statuses).
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(method if method in _METHODS else "OTHER", route, str(status)).inc()
-        self._duration.labels(route).observe(seconds)
+        key = (method if method in _METHODS else "OTHER", route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._requests.labels(key[0], route, str(status)), self._duration.labels(route)
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
