@@ -15,7 +15,7 @@ async def product(reads: ReadPool, product_id: int) -> Product:
     row = await read_repo.product(reads, product_id)
     if row is None:
         raise NotFound(f"No product has id {product_id}.")
-    return Product(**row)
+    return read_repo.product_of(row)
 
 
 async def page(
@@ -29,12 +29,12 @@ async def page(
         category_id=category_id,
         is_active=is_active,
     )
-    return [Product(**row) for row in rows[:limit]], len(rows) > limit
+    return [read_repo.product_of(row) for row in rows[:limit]], len(rows) > limit
 
 
 async def batch(reads: ReadPool, ids: Sequence[int]) -> tuple[list[Product], list[int]]:
     """The named products that exist, in id order, and the ids that name none."""
-    items = [Product(**row) for row in await read_repo.products(reads, ids)]
+    items = [read_repo.product_of(row) for row in await read_repo.products(reads, ids)]
     found = {item.id for item in items}
     return items, [i for i in ids if i not in found]
 

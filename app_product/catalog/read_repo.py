@@ -13,8 +13,16 @@ from collections.abc import Sequence
 
 from asyncpg import Record
 
+from app_product.catalog.models import Product
 from app_product.catalog.repo import CATEGORY_COLUMNS, PRODUCT_COLUMNS
 from shared.storage.postgres import ReadPool
+
+_PRODUCT_FIELDS = len(Product.__struct_fields__)
+
+
+def product_of(row: Record) -> Product:
+    """The product in a row whose first columns are PRODUCT_COLUMNS (a search's score may follow)."""
+    return Product(*row[:_PRODUCT_FIELDS])
 
 
 async def product(reads: ReadPool, product_id: int) -> Record | None:

@@ -13,15 +13,14 @@ from typing import Any
 
 from databases import Database
 
+from app_product.catalog.models import Product
 from shared.storage.postgres import compare_and_set, inserted
 
 Row = Mapping[str, Any]
 
 CATEGORY_COLUMNS = "id, name, description, is_active, version, created_at, updated_at"
-PRODUCT_COLUMNS = (
-    "id, sku, name, description, price, stock, category_id, category_name, is_active, version, "
-    "created_at, updated_at"
-)
+# Product's fields, in their order: a row of these columns makes a Product positionally.
+PRODUCT_COLUMNS = ", ".join(Product.__struct_fields__)
 # The only columns a PATCH may set: dynamic SET lists are built from these names, never from input.
 CATEGORY_MUTABLE = frozenset({"name", "description", "is_active"})
 PRODUCT_MUTABLE = frozenset(

@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-import asyncpg
-
 from app_product.catalog import read_repo
 from app_product.catalog.models import Product
 from shared.errors import FieldError, ValidationFailed
@@ -77,11 +75,5 @@ async def search(
         is_active=is_active,
         after=after,
     )
-    items = [_product(row) for row in rows[:limit]]
+    items = [read_repo.product_of(row) for row in rows[:limit]]
     return Found(items, [row["score"] for row in rows[:limit]], len(rows) > limit, searched)
-
-
-def _product(row: asyncpg.Record) -> Product:
-    fields = dict(row)
-    del fields["score"]
-    return Product(**fields)
