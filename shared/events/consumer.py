@@ -168,7 +168,9 @@ class Consumer:
         await self.reclaim()
         messages = await self._read(burst)
         if not messages:
-            return False
+            # After a lost group (NOGROUP) nothing was read, but the stream may hold events:
+            # go round again (recreating it), even in a burst.
+            return not self._group_ready
         started = time.perf_counter()
         done = await self.apply(messages)
         self.on_batch(len(messages), time.perf_counter() - started)

@@ -13,6 +13,7 @@ from shared.events.consumer import Consumer, DependencyDown
 from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import Event, encode, new_event, stream_fields
 from shared.keys import CART_GROUP, Keys
+from tests.support.waits import until
 
 HANDLES = {"product.updated"}
 
@@ -124,3 +125,89 @@ def test_a_consumer_config_refuses_a_negative_race_retry_count():
     with pytest.raises(ValueError, match="race_retries"):
         ConsumerConfig(race_retries=-1)
     assert ConsumerConfig(race_retries=0).race_retries == 0
+
+
+async def test_a_batch_is_at_most_batch_size_and_a_burst_drains_a_longer_backlog(redis, keys):
+    """Five events read two at a time: three batches, each told to `on_batch` with its size and
+    how long it took, and a burst run goes on until the backlog is empty."""
+    applied, batches = [], []
+
+    async def apply(events):
+        applied.extend(event.aggregate_id for event in events)
+
+    worker = Consumer(
+        redis,
+        keys,
+        CART_GROUP,
+        "w-1",
+        ConsumerConfig(batch_size=2),
+        apply=apply,
+        handles=HANDLES,
+        ready=nothing,
+    )
+    worker.on_batch = lambda size, seconds: batches.append((size, seconds))
+    await send(redis, keys, *(updated(product_id) for product_id in range(1, 6)))
+    await worker.run(asyncio.Event(), burst=True)
+    assert applied == [1, 2, 3, 4, 5]
+    assert [size for size, _ in batches] == [2, 2, 1]
+    assert all(isinstance(seconds, float) and 0 <= seconds < 5 for _, seconds in batches), batches
+
+
+async def _blocked_reads(redis: Redis) -> int:
+    clients = await redis.client_list()
+    return sum(
+        1 for client in clients if client.get("cmd") == "xreadgroup" and "b" in client.get("flags", "")
+    )
+
+
+async def test_a_read_waits_for_the_next_event_unless_in_a_burst(redis, keys):
+    """Outside a burst, a read on an empty stream blocks (up to `block_seconds`) and returns the
+    event appended meanwhile, rather than polling; in a burst it returns at once."""
+    config = ConsumerConfig(block_seconds=30)
+    worker = Consumer(redis, keys, CART_GROUP, "w-1", config, apply=nothing, handles=HANDLES, ready=nothing)
+    await worker.ensure_group()
+    assert await worker._read(burst=True) == []
+    read = asyncio.create_task(worker._read(burst=False))  # on a connection of its own
+    await until(lambda: _blocked_or_done(redis, read))
+    assert not read.done(), "the read returned without waiting"
+    [sent] = await send(redis, keys, updated(1))
+    messages = await asyncio.wait_for(read, 10)
+    assert [message_id for message_id, _ in messages] == [sent]
+
+
+async def _blocked_or_done(redis: Redis, read: asyncio.Task) -> bool:
+    return read.done() or await _blocked_reads(redis) > 0
+
+
+async def test_a_stream_lost_with_its_group_is_recreated_and_read_again(redis, keys):
+    """Redis restarted without its data: the group is gone (NOGROUP). The consumer creates it
+    again and applies what is written after, instead of failing every read."""
+    applied = []
+
+    async def apply(events):
+        applied.extend(event.aggregate_id for event in events)
+
+    worker = a_consumer(redis, keys, apply=apply)
+    await send(redis, keys, updated(1))
+    await worker.run(asyncio.Event(), burst=True)
+    await redis.delete(keys.catalog_events())  # the stream, and its group with it
+    await send(redis, keys, updated(2))  # a stream again, with no group
+    await worker.run(asyncio.Event(), burst=True)
+    assert applied == [1, 2]
+    groups = await redis.xinfo_groups(keys.catalog_events())
+    assert [group["name"] for group in groups] == [CART_GROUP.encode()]
+
+    # Lost again, this time between the reclaim (which notices first, above) and the read.
+    reclaim, lost = worker.reclaim, []
+
+    async def reclaim_then_lose() -> int:
+        found = await reclaim()
+        if not lost:
+            lost.append(await redis.delete(keys.catalog_events()))
+            await send(redis, keys, updated(3))
+        return found
+
+    worker.reclaim = reclaim_then_lose
+    await worker.run(asyncio.Event(), burst=True)
+    assert applied == [1, 2, 3]
+    assert worker.backoffs == 0, "a lost group is no outage"
