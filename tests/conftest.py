@@ -18,6 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
 
 from app_cart.app import create_app as create_cart_app
@@ -26,7 +30,9 @@ from app_product.app import create_app as create_catalog_app
 from app_product.settings import CatalogSettings
 from devtools.servers import PostgresServer, RedisServer, throwaway_postgres, throwaway_redis
 from shared.config import load_settings
+from shared.events import tracing as event_tracing
 from shared.storage.migrations import SQL_ROOT, migrate
+from shared.telemetry import tracing
 from tests.support.env import as_user, make_token, service_env
 
 
@@ -214,3 +220,15 @@ def new_product(catalog: httpx.AsyncClient, admin: dict[str, str], unique: Calla
         return dict(response.json())
 
     return create
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> tuple[InMemorySpanExporter, trace.Tracer]:
+    """Tracing on for the event pipeline's spans, exported to memory by a provider of the
+    test's own (the process's global one is left alone); and a tracer for a request's spans."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "enabled", lambda: True)
+    monkeypatch.setattr(event_tracing, "TRACER", provider.get_tracer("test"))
+    return exporter, provider.get_tracer("request")

@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 import pytest
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
 from shared.events import consumer as consumer_module
@@ -211,3 +213,47 @@ async def test_a_stream_lost_with_its_group_is_recreated_and_read_again(redis, k
     await worker.run(asyncio.Event(), burst=True)
     assert applied == [1, 2, 3]
     assert worker.backoffs == 0, "a lost group is no outage"
+
+
+async def test_a_traced_batch_gets_a_span_linked_to_each_events_trace_and_a_mark_per_applied_event(
+    redis, keys, spans
+):
+    """With tracing on: one consumer span for the batch on this stream, linked to the traces
+    the events carry; in each applied event's own trace a span naming its type and stream id;
+    none for an event that failed, nor for one that carries no trace."""
+    exporter, request_tracer = spans
+    traceparents = []
+    for _ in range(2):
+        with request_tracer.start_as_current_span("PATCH /api/products/{id}"):
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            traceparents.append(carrier["traceparent"])
+
+    async def apply(events):
+        if any(event.aggregate_id == 2 for event in events):
+            raise ValueError("poison")
+
+    worker = a_consumer(redis, keys, apply=apply)
+    entries = [
+        stream_fields(str(e.id), e.type, e.aggregate_id, e.version, encode(e).decode())
+        for e in (updated(1), updated(2), updated(3))
+    ]
+    entries[0]["traceparent"], entries[1]["traceparent"] = traceparents
+    ids = await send(redis, keys, *entries)
+    await worker.run(asyncio.Event(), burst=True)
+
+    finished = exporter.get_finished_spans()
+    [batch] = [span for span in finished if span.name == "catalog-events process"]
+    assert batch.kind == SpanKind.CONSUMER
+    assert batch.attributes["messaging.destination.name"] == keys.catalog_events()
+    assert batch.attributes["messaging.batch.message_count"] == 3
+    trace_ids = [traceparent.split("-")[1] for traceparent in traceparents]
+    assert [format(link.context.trace_id, "032x") for link in batch.links] == trace_ids
+    [applied] = [span for span in finished if span.name == "catalog event applied"]
+    assert format(applied.context.trace_id, "032x") == trace_ids[0]  # event 2 failed, 3 has no trace
+    assert applied.attributes == {
+        "messaging.system": "redis",
+        "messaging.destination.name": keys.catalog_events(),
+        "messaging.message.id": ids[0].decode(),
+        "storefront.event.type": "product.updated",
+    }

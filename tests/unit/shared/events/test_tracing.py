@@ -1,29 +1,14 @@
 """The event pipeline's hand-made spans and the log lines' trace ids, with an in-memory exporter
-and a provider of the test's own (the process's global one is left alone)."""
+and a provider of the test's own (the `spans` fixture: the process's global one is left alone)."""
 
 import json
 import logging
 
-import pytest
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from shared.events import tracing as event_tracing
 from shared.logs import JsonFormatter
-from shared.telemetry import tracing
-
-
-@pytest.fixture
-def spans(monkeypatch):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "enabled", lambda: True)
-    monkeypatch.setattr(event_tracing, "TRACER", provider.get_tracer("test"))
-    return exporter, provider.get_tracer("request")
 
 
 def test_nothing_is_made_when_tracing_is_off():
