@@ -20,15 +20,8 @@ from app_product.settings import CatalogSettings
 from devtools.servers import throwaway_redis
 from shared.config import load_settings
 from shared.keys import Keys
-from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.waits import until
-
-
-@pytest.fixture
-def catalog_db(fresh_db_url):
-    asyncio.run(migrate(fresh_db_url, SQL_ROOT / "catalog"))
-    return fresh_db_url
 
 
 @pytest.fixture

@@ -32,16 +32,9 @@ from shared.events.envelope import decode
 from shared.http.versioning import ExpectedVersion
 from shared.keys import Keys
 from shared.storage.lua import load
-from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.processes import wait_until
 from tests.support.waits import until
-
-
-@pytest.fixture
-def catalog_db(fresh_db_url):
-    asyncio.run(migrate(fresh_db_url, SQL_ROOT / "catalog"))
-    return fresh_db_url
 
 
 def settings_for(database_url: str, redis_url: str, **extra: str) -> CatalogSettings:

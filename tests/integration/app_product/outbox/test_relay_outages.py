@@ -21,12 +21,6 @@ from tests.support.waits import until
 
 
 @pytest.fixture
-def catalog_db(fresh_db_url):
-    asyncio.run(migrate(fresh_db_url, SQL_ROOT / "catalog"))
-    return fresh_db_url
-
-
-@pytest.fixture
 def own_postgres():
     with throwaway_postgres(durable=True) as server:
         yield server
