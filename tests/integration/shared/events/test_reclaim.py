@@ -111,3 +111,30 @@ async def test_a_retried_event_is_acknowledged_and_its_error_cleared_in_one_tran
     )
     assert (await redis.xpending(stream, CART_GROUP))["pending"] == 0
     assert not await redis.exists(keys.event_errors())
+
+
+async def test_a_live_workers_event_is_left_to_it_unless_it_failed_there(redis, keys):
+    """An event pending at a worker whose heartbeat is alive, with no error recorded, is being
+    applied there now (a long batch): not taken from it, however long it has been idle. Once it
+    records an error, or its heartbeat is gone (it died), the event is retried here."""
+    applied = Applied()
+    worker = a_consumer(redis, keys, applied)
+    await worker.ensure_group()
+    first, second = await delivered_to_gone(redis, keys, range(2))
+    await redis.set(keys.worker_heartbeat("gone"), "alive")  # "gone" lives after all
+    assert await worker.reclaim() == 0
+    assert applied == []
+
+    await redis.hset(keys.event_errors(), first, "ValueError: failed there")
+    assert await worker.reclaim() == 1
+    assert applied == [0]
+
+    await redis.delete(keys.worker_heartbeat("gone"))
+    assert await worker.reclaim() == 1
+    assert applied == [0, 1]
+    assert second not in [
+        entry["message_id"]
+        for entry in await redis.xpending_range(
+            keys.catalog_events(), CART_GROUP, "-", "+", 10, consumername="gone"
+        )
+    ]
