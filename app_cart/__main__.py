@@ -5,4 +5,4 @@ from app_cart.settings import CartSettings
 from shared.http.app import serve
 
 if __name__ == "__main__":
-    serve(SERVICE, CartSettings, create_app)
+    serve(SERVICE, CartSettings, create_app, "app_cart.app:from_environment")

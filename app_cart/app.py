@@ -22,7 +22,7 @@ from app_cart.services.context import Context
 from app_cart.settings import CartSettings
 from shared.events.metrics import expose_stream
 from shared.events.status import StreamStatus
-from shared.http.app import build_app
+from shared.http.app import build_app, worker_app
 from shared.http.idempotency import prune
 from shared.keys import CART_GROUP, Keys
 from shared.ratelimit.groups import default_groups
@@ -101,3 +101,8 @@ def create_app(
         max_cart_items=settings.max_cart_items,
     )
     return app
+
+
+def from_environment() -> Starlette:
+    """The app of one worker process when WEB_CONCURRENCY > 1 (uvicorn imports it by this name)."""
+    return worker_app(SERVICE, CartSettings, create_app)

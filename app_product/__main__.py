@@ -5,4 +5,4 @@ from app_product.settings import CatalogSettings
 from shared.http.app import serve
 
 if __name__ == "__main__":
-    serve(SERVICE, CatalogSettings, create_app)
+    serve(SERVICE, CatalogSettings, create_app, "app_product.app:from_environment")

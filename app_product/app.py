@@ -13,7 +13,7 @@ from app_product.api import contract
 from app_product.api.routes import routes
 from app_product.catalog.context import Catalog
 from app_product.settings import CatalogSettings
-from shared.http.app import build_app
+from shared.http.app import build_app, worker_app
 from shared.keys import Keys
 from shared.ratelimit.groups import default_groups
 from shared.resilience.invalidation import ProductInvalidator
@@ -71,3 +71,8 @@ async def open_catalog(settings: CatalogSettings) -> AsyncIterator[Catalog]:
     finally:
         await db.disconnect()
         await redis.aclose()
+
+
+def from_environment() -> Starlette:
+    """The app of one worker process when WEB_CONCURRENCY > 1 (uvicorn imports it by this name)."""
+    return worker_app(SERVICE, CatalogSettings, create_app)

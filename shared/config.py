@@ -89,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     # Longer than a load balancer's idle timeout (60 s on common ones): a backend that closes an
     # idle connection first races the balancer reusing it, and that request gets no answer.
     http_keep_alive_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 75
+    # Worker processes of a web service on its one port (uvicorn's workers): more than one core.
+    web_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
 
     # Rate limits per route group: comma-separated "<requests>/<seconds>", all enforced.
     rate_limit_enabled: bool = True

@@ -8,9 +8,14 @@ and runs uvicorn.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -40,7 +45,7 @@ from shared.ratelimit.middleware import RateLimitMiddleware
 from shared.ratelimit.spec import parse_limits, parse_networks
 from shared.storage.postgres import ReadPool, connect, create_database, expire_connections, ping
 from shared.storage.redis_conn import create_redis
-from shared.telemetry import tracing
+from shared.telemetry import multiprocess, tracing
 from shared.telemetry.metrics import ServiceMetrics
 from shared.telemetry.pools import expose_pools
 from shared.telemetry.tracing import configure_tracing, shutdown_tracing
@@ -150,6 +155,8 @@ def build_app(
     @asynccontextmanager
     async def shared_lifespan(app: Starlette) -> AsyncIterator[None]:
         await connect(db)
+        # One of several processes: its readings go to the files /metrics reads (any process).
+        syncing = asyncio.create_task(metrics.keep_synced()) if metrics.shared else None
         try:
             if lifespan is None:
                 yield
@@ -157,6 +164,11 @@ def build_app(
                 async with lifespan(app):
                     yield
         finally:
+            if syncing is not None:
+                syncing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await syncing
+                metrics.sync()  # the last counts of a process that stops
             await outage.aclose()
             await db.disconnect()
             await redis.aclose()
@@ -192,22 +204,47 @@ def build_app(
     return app
 
 
-def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starlette]) -> None:
-    """Run `service` in this process until SIGTERM/SIGINT."""
+def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starlette], factory: str) -> None:
+    """Run `service` until SIGTERM/SIGINT: in this process, or with WEB_CONCURRENCY > 1 in that
+    many worker processes sharing its port, each made by `factory` (the import name of a
+    function calling `worker_app`: uvicorn starts each worker afresh)."""
     with exit_on_settings_error(service):
         settings = load_settings(settings_class)
-        configure_tracing(f"storefront-{service}")  # before the app: its middleware depends on it
-        app = create_app(settings)
+        if settings.web_concurrency == 1:
+            configure_tracing(f"storefront-{service}")  # before the app: its middleware reads it
+            app = create_app(settings)
     configure_logging(settings.log_level)
+    if settings.web_concurrency > 1:
+        _run_workers(factory, settings)
+        return
     try:
         _run(app, settings)
     finally:
         shutdown_tracing()
 
 
-def _run(app: Starlette, settings: Settings) -> None:
+def worker_app(service: str, settings_class: type[S], create_app: Callable[[S], Starlette]) -> Starlette:
+    """The app of one of a service's worker processes (the parent checked the settings)."""
+    settings = load_settings(settings_class)
+    configure_tracing(f"storefront-{service}")
+    atexit.register(shutdown_tracing)
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def _run_workers(factory: str, settings: Settings) -> None:
+    # Each worker has its own pools, token cache and rate-limit batches (all sized per process);
+    # their metrics meet in a folder of this run's own (shared.telemetry.multiprocess).
+    with tempfile.TemporaryDirectory(prefix="storefront-metrics-") as folder:
+        multiprocess.prepare(Path(folder) / "metrics")
+        _run(factory, settings, workers=settings.web_concurrency)
+
+
+def _run(app: Starlette | str, settings: Settings, workers: int | None = None) -> None:
     uvicorn.run(
         app,
+        factory=isinstance(app, str),
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_config=None,

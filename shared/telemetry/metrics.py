@@ -10,7 +10,9 @@ scrapers, or a scraper and a person, cost one computation). prometheus_client wr
 exposition format (escaping, histogram buckets, content type): a well-kept library for a format
 with edge cases.
 
-Each process has its own registry and counts; Prometheus adds up the instances.
+Each process has its own registry and counts; Prometheus adds up the instances. A web service
+run as several worker processes on one port (WEB_CONCURRENCY) answers for all of them
+(shared.telemetry.multiprocess).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from shared.telemetry import multiprocess
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,8 @@ class _Readings(Collector):
         # Set when served from a thread (Metrics.listen): the loop that runs the probes.
         self.loop: asyncio.AbstractEventLoop | None = None
         self.refresh: Callable[[], Coroutine[Any, Any, None]] | None = None
+        # With several processes, the readings go through the shared files (multiprocess.py).
+        self.probes_only = False
 
     def collect(self) -> Iterator[Metric]:
         if self.loop is not None and self.refresh is not None and self.probes:
@@ -96,7 +102,8 @@ class _Readings(Collector):
             with contextlib.suppress(Exception):  # a stuck loop: the last values stand
                 asyncio.run_coroutine_threadsafe(self.refresh(), self.loop).result(deadline)
         now = time.monotonic()
-        samples = [Sample(s.name, s.documentation, s.kind, read(), s.labels) for s, read in self.reads]
+        reads = () if self.probes_only else self.reads
+        samples = [Sample(s.name, s.documentation, s.kind, read(), s.labels) for s, read in reads]
         for probe in self.probes:
             samples += probe.samples
             labels = {"probe": probe.name}
@@ -118,6 +125,14 @@ class Metrics:
         self._readings = _Readings()
         self.registry.register(self._readings)
         self._server: WSGIServer | None = None
+        self._shared_dir = multiprocess.directory()
+        self._shared = multiprocess.SharedReadings() if self._shared_dir else None
+        self._readings.probes_only = self._shared is not None
+
+    @property
+    def shared(self) -> bool:
+        """Whether this process is one of a service's several (WEB_CONCURRENCY > 1)."""
+        return self._shared is not None
 
     def counter(self, name: str, documentation: str, read: Callable[[], float], **labels: str) -> None:
         """Publish a count kept elsewhere as `name` (a `_total` suffix is added), read at each
@@ -150,7 +165,23 @@ class Metrics:
     async def render(self) -> bytes:
         """The exposition, after refreshing the probes whose values are older than their age."""
         await self.refresh_probes()
-        return generate_latest(self.registry)
+        if self._shared_dir is None:
+            return generate_latest(self.registry)
+        self.sync()
+        return multiprocess.render(self._shared_dir, self._readings)
+
+    def sync(self) -> None:
+        """Copy this process's readings to the files the service's processes share."""
+        if self._shared is not None:
+            self._shared.sync(
+                (s.name, s.kind, s.documentation, dict(s.labels), read) for s, read in self._readings.reads
+            )
+
+    async def keep_synced(self) -> None:
+        """`sync` every second, until cancelled (the app's lifespan runs it when shared)."""
+        while True:
+            self.sync()
+            await asyncio.sleep(multiprocess.SYNC_SECONDS)
 
     async def refresh_probes(self) -> None:
         await asyncio.gather(*(self._refresh(probe) for probe in self._readings.probes))
