@@ -5,11 +5,12 @@ the raw pipelined XADD the event benchmarks compare against."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,21 @@ def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its children (a service's WEB_CONCURRENCY workers)
+    have used so far (from /proc/<pid>/stat)."""
+    ticks = 0
+    for stat in _stats():
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[1]) == pid or stat.startswith(f"{pid} "):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stats() -> Iterator[str]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # a process that just ended
+                yield (entry / "stat").read_text()
 
 
 def wrk(url: str, headers: Mapping[str, str], connections: int, seconds: int) -> float:
