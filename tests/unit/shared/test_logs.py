@@ -1,5 +1,6 @@
 import json
 import logging
+from datetime import UTC, datetime
 
 from shared.logs import JsonFormatter
 
@@ -33,3 +34,10 @@ def test_exception_is_included():
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     entry = json.loads(JsonFormatter().format(record))
     assert "RuntimeError: boom" in entry["exc"]
+
+
+def test_the_time_is_written_as_isoformat_writes_it_in_utc():
+    for created in (1_764_633_331.0, 1_764_633_331.123, 1_764_633_331.999, 1_764_633_332.5, 0.25):
+        record = logging.makeLogRecord({"msg": "m", "created": created})
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(JsonFormatter().format(record))["ts"] == expected
