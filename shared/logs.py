@@ -39,9 +39,12 @@ def _timestamp(created: float) -> str:
     log's cost)."""
     global _second
     whole = int(created)
+    micros = round((created - whole) * 1e6)  # rounded to the microsecond first, as datetime does
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
     if whole != _second[0]:
         _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{int((created - whole) * 1000):03d}+00:00"
+    return f"{_second[1]}.{micros // 1000:03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):

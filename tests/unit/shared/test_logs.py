@@ -37,7 +37,7 @@ def test_exception_is_included():
 
 
 def test_the_time_is_written_as_isoformat_writes_it_in_utc():
-    for created in (1_764_633_331.0, 1_764_633_331.123, 1_764_633_331.999, 1_764_633_332.5, 0.25):
+    for created in (1_764_633_331.0, 1_764_633_331.123, 1_764_633_331.9999996, 1_764_633_332.5, 0.25):
         record = logging.makeLogRecord({"msg": "m", "created": created})
         expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
         assert json.loads(JsonFormatter().format(record))["ts"] == expected
