@@ -79,9 +79,14 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The services write their own access log (with request ids). uvicorn writes its own when
+    # its logger has a handler somewhere up the tree, so this one is cut off from ours.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
     # httpx logs every request it sends at INFO: the cart's calls to the catalog would double
     # the access log. Its warnings still come through.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

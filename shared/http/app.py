@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from shared.config import S, Settings, exit_on_settings_error, load_settings
 from shared.errors import DomainError
@@ -168,7 +171,8 @@ def build_app(
                 syncing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await syncing
-                metrics.sync()  # the last counts of a process that stops
+                with contextlib.suppress(Exception):  # logged by keep_synced's loop
+                    metrics.sync()  # the last counts of a process that stops
             await outage.aclose()
             await db.disconnect()
             await redis.aclose()
@@ -212,11 +216,12 @@ def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starl
         settings = load_settings(settings_class)
         if settings.web_concurrency == 1:
             configure_tracing(f"storefront-{service}")  # before the app: its middleware reads it
-            app = create_app(settings)
+        # Made here even for workers (no I/O: pools open in the lifespan): a bad setting, a
+        # key file say, stops the service with one line, not each worker at every restart.
+        app = create_app(settings)
     configure_logging(settings.log_level)
     if settings.web_concurrency > 1:
-        _run_workers(factory, settings)
-        return
+        sys.exit(_run_workers(factory, settings))
     try:
         _run(app, settings)
     finally:
@@ -225,31 +230,43 @@ def serve(service: str, settings_class: type[S], create_app: Callable[[S], Starl
 
 def worker_app(service: str, settings_class: type[S], create_app: Callable[[S], Starlette]) -> Starlette:
     """The app of one of a service's worker processes (the parent checked the settings)."""
-    settings = load_settings(settings_class)
-    configure_tracing(f"storefront-{service}")
-    atexit.register(shutdown_tracing)
-    configure_logging(settings.log_level)
-    return create_app(settings)
+    try:
+        settings = load_settings(settings_class)
+        configure_tracing(f"storefront-{service}")
+        atexit.register(shutdown_tracing)
+        configure_logging(settings.log_level)
+        return create_app(settings)
+    except Exception:
+        # uvicorn restarts a worker that exits, but stops them all on this status: a worker
+        # that cannot be made would fail the same way on every restart.
+        log.exception("the %s worker cannot start", service)
+        sys.exit(STARTUP_FAILURE)
 
 
-def _run_workers(factory: str, settings: Settings) -> None:
+def _run_workers(factory: str, settings: Settings) -> int:
+    """Run the workers until told to stop; the exit status (STARTUP_FAILURE if one could not start)."""
     # Each worker has its own pools, token cache and rate-limit batches (all sized per process);
     # their metrics meet in a folder of this run's own (shared.telemetry.multiprocess).
     with tempfile.TemporaryDirectory(prefix="storefront-metrics-") as folder:
         multiprocess.prepare(Path(folder) / "metrics")
-        _run(factory, settings, workers=settings.web_concurrency)
+        config = uvicorn.Config(factory, factory=True, workers=settings.web_concurrency, **_options(settings))
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+    failed = any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
-def _run(app: Starlette | str, settings: Settings, workers: int | None = None) -> None:
-    uvicorn.run(
-        app,
-        factory=isinstance(app, str),
-        workers=workers,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # RequestContextMiddleware writes the access log, with request ids
-        server_header=False,
-        timeout_keep_alive=settings.http_keep_alive_seconds,
-        timeout_graceful_shutdown=10,
-    )
+def _run(app: Starlette, settings: Settings) -> None:
+    uvicorn.run(app, **_options(settings))
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,  # RequestContextMiddleware writes the access log, with request ids
+        "server_header": False,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "timeout_graceful_shutdown": 10,
+    }

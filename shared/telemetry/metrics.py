@@ -120,12 +120,13 @@ _PROBE_AGE = "Seconds since the probe's values were computed (-1: never)."
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
+        """`shared`: one of a web service's worker processes (see shared.telemetry.multiprocess)."""
         self.registry = CollectorRegistry(auto_describe=False)
         self._readings = _Readings()
         self.registry.register(self._readings)
         self._server: WSGIServer | None = None
-        self._shared_dir = multiprocess.directory()
+        self._shared_dir = multiprocess.directory() if shared else None
         self._shared = multiprocess.SharedReadings() if self._shared_dir else None
         self._readings.probes_only = self._shared is not None
 
@@ -180,7 +181,10 @@ class Metrics:
     async def keep_synced(self) -> None:
         """`sync` every second, until cancelled (the app's lifespan runs it when shared)."""
         while True:
-            self.sync()
+            try:
+                self.sync()
+            except Exception:  # a failing reading must not stop the others being shared
+                log.exception("metrics: this process's readings could not be shared")
             await asyncio.sleep(multiprocess.SYNC_SECONDS)
 
     async def refresh_probes(self) -> None:
@@ -238,7 +242,7 @@ class ServiceMetrics(Metrics):
     """A web service's metrics: requests by method, route template and status, and their time."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(shared=multiprocess.directory() is not None)
         self._requests = Counter(
             "storefront_http_requests",
             "HTTP requests answered, by method, route template and status.",

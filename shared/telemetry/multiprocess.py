@@ -14,6 +14,7 @@ they read what every process shares (Redis, PostgreSQL).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -30,7 +31,8 @@ _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
 def directory() -> str | None:
-    """The folder the processes share their metrics in; None when the process is alone."""
+    """The folder a web service's processes share their metrics in; None when it runs alone.
+    (A pid reused by a new process after a worker exited keeps that worker's gauges counted.)"""
     return os.environ.get(ENV) or None
 
 
@@ -89,7 +91,9 @@ def _forget_exited(path: str) -> None:
     for file in os.listdir(path):
         match = _LIVE_FILE.match(file)
         if match and not _alive(int(match.group(1))):
-            mark_process_dead(int(match.group(1)), path)  # type: ignore[no-untyped-call]
+            # Two processes answering scrapes at once may both remove the same files.
+            with contextlib.suppress(FileNotFoundError):
+                mark_process_dead(int(match.group(1)), path)  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:
