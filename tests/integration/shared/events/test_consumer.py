@@ -257,3 +257,34 @@ async def test_a_traced_batch_gets_a_span_linked_to_each_events_trace_and_a_mark
         "messaging.message.id": ids[0].decode(),
         "storefront.event.type": "product.updated",
     }
+
+
+async def test_a_running_worker_keeps_its_own_heartbeat_and_a_refused_one_is_an_outage(
+    redis, keys, monkeypatch
+):
+    """The heartbeat is the key other workers look up by this worker's name before taking its
+    pending events; if Redis refuses to refresh it, that is reported as Redis's outage and the
+    worker goes on."""
+    worker = a_consumer(redis, keys, name="w-7")
+    await worker.run(asyncio.Event(), burst=True)
+    assert await redis.ttl(keys.worker_heartbeat("w-7")) > 0
+
+    refreshing = redis.set
+
+    async def refuse(name, *args, **kwargs):
+        if name == keys.worker_heartbeat("w-7"):
+            raise ConnectionResetError("connection reset by peer")
+        return await refreshing(name, *args, **kwargs)
+
+    monkeypatch.setattr(redis, "set", refuse)
+    await send(redis, keys, updated(1))
+    await worker.run(asyncio.Event(), burst=True)  # finishes: the failed refresh was not fatal
+    assert worker.redis_outage.outages == 1  # said as Redis unreachable (and over once a read worked)
+
+
+async def test_an_event_of_a_type_nobody_handles_is_left_pending_with_the_reason(redis, keys):
+    worker = a_consumer(redis, keys)
+    [message_id] = await send(redis, keys, new_event("product.renamed", 1, 2, {"id": 1}, ["name"]))
+    await worker.run(asyncio.Event(), burst=True)
+    reason = await redis.hget(keys.event_errors(), message_id)
+    assert reason.endswith(b"ValueError: no handler for event type 'product.renamed'"), reason

@@ -125,14 +125,15 @@ async def test_a_live_workers_event_is_left_to_it_unless_it_failed_there(redis, 
     assert await worker.reclaim() == 0
     assert applied == []
 
-    await redis.hset(keys.event_errors(), first, "ValueError: failed there")
+    # The one in flight comes first in the pending list: the failed one after it is still seen.
+    await redis.hset(keys.event_errors(), second, "ValueError: failed there")
     assert await worker.reclaim() == 1
-    assert applied == [0]
+    assert applied == [1]
 
     await redis.delete(keys.worker_heartbeat("gone"))
     assert await worker.reclaim() == 1
-    assert applied == [0, 1]
-    assert second not in [
+    assert applied == [1, 0]
+    assert first not in [
         entry["message_id"]
         for entry in await redis.xpending_range(
             keys.catalog_events(), CART_GROUP, "-", "+", 10, consumername="gone"
