@@ -71,4 +71,5 @@ async def cart(request: Request) -> Response:
 app = Starlette(routes=[Route("/api/cart", cart)], lifespan=lifespan)
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False)
+    # One process whatever WEB_CONCURRENCY says (uvicorn reads it): that is for the service benchmarked.
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False, workers=1)
