@@ -31,12 +31,20 @@ async def _settled(check: Check, seconds: float) -> list[str]:
 
 
 def _snapshot_of(product: asyncpg.Record) -> tuple[object, ...]:
-    """What an item of `product` must hold: (name, price, available, version)."""
+    """What an item of `product` must hold: (name, price, available, version, category)."""
     state = ProductState(**{key: product[key] for key in ProductState.__struct_fields__})
-    return (product["name"], product["price"], is_available(state), product["version"])
+    return (
+        product["name"],
+        product["price"],
+        is_available(state),
+        product["version"],
+        product["category_id"],
+    )
 
 
-_ITEMS = "SELECT product_id, product_name, current_price, is_available, product_version FROM {}"
+_ITEMS = "SELECT product_id, product_name, current_price, is_available, product_version, category_id FROM {}"
+# Every field of ProductState, and the version: what an item's snapshot follows from.
+_PRODUCTS = f"SELECT {', '.join(ProductState.__struct_fields__)}, version FROM products"
 
 
 async def run(
@@ -59,12 +67,7 @@ async def run(
             return problems
 
         async def snapshots() -> list[str]:
-            products = {
-                row["id"]: row
-                for row in await catalog.fetch(
-                    "SELECT id, name, price, stock, is_active, category_name, version FROM products"
-                )
-            }
+            products = {row["id"]: row for row in await catalog.fetch(_PRODUCTS)}
             problems = []
             for table in ("cart_items", "wishlist_items"):
                 for row in await cart.fetch(_ITEMS.format(table)):
