@@ -4,7 +4,6 @@ them all whichever process answers the scrape."""
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.servers import free_port
 from tests.support.env import make_token, service_env
@@ -53,12 +53,12 @@ def requests_served(worker: int, route: str) -> float:
 
 def counted(exposition: str, name: str, **labels: str) -> float:
     """The sum of `name`'s samples whose labels include `labels`."""
-    total = 0.0
-    for line in exposition.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match and all(f'{key}="{value}"' in (match.group(1) or "") for key, value in labels.items()):
-            total += float(match.group(2))
-    return total
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 async def browse(base: str) -> None:
