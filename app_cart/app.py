@@ -24,7 +24,7 @@ from shared.events.metrics import expose_stream
 from shared.events.status import StreamStatus
 from shared.http.app import build_app, worker_app
 from shared.http.idempotency import prune
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP, keys_for
 from shared.ratelimit.groups import default_groups
 from shared.resilience.metrics import expose_breaker, expose_cache
 from shared.storage.postgres import create_read_pool
@@ -87,12 +87,10 @@ def create_app(
         openapi=contract.openapi,
     )
     products = catalog_client(settings, app.state.redis, catalog_transport)
-    expose_breaker(app.state.metrics, products.breaker, app.state.redis, Keys(settings.redis_key_prefix))
+    expose_breaker(app.state.metrics, products.breaker, app.state.redis, keys_for(settings))
     expose_cache(app.state.metrics, products.cache)
     # The event pipeline as Redis has it, from the cart too: it stays visible with no worker up.
-    expose_stream(
-        app.state.metrics, StreamStatus(app.state.redis, Keys(settings.redis_key_prefix), CART_GROUP)
-    )
+    expose_stream(app.state.metrics, StreamStatus(app.state.redis, keys_for(settings), CART_GROUP))
     app.state.cart = Context(
         db=app.state.db,
         reads=reads,

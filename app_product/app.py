@@ -14,7 +14,7 @@ from app_product.api.routes import routes
 from app_product.catalog.context import Catalog
 from app_product.settings import CatalogSettings
 from shared.http.app import build_app, worker_app
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.ratelimit.groups import default_groups
 from shared.resilience.invalidation import ProductInvalidator
 from shared.storage.postgres import create_database, create_read_pool
@@ -58,7 +58,7 @@ def create_app(settings: CatalogSettings) -> Starlette:
 
 
 def invalidator(redis: Redis, settings: CatalogSettings) -> ProductInvalidator:
-    return ProductInvalidator(redis, Keys(settings.redis_key_prefix), settings.cache_tombstone_seconds)
+    return ProductInvalidator(redis, keys_for(settings), settings.cache_tombstone_seconds)
 
 
 @contextlib.asynccontextmanager

@@ -205,6 +205,7 @@ class RedisServer:
     directory: Path
     port: int
     appendonly: bool = False
+    extra_args: tuple[str, ...] = ()
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -218,7 +219,7 @@ class RedisServer:
         return [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--logfile", str(self.directory / "redis.log"), *self.extra_args,
         ]  # fmt: skip
 
     def start(self) -> None:

@@ -70,6 +70,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     redis_max_connections: PoolSize = 64
     redis_socket_timeout: Seconds = 1.0
     redis_connect_timeout: Seconds = 1.0
+    # REDIS_URL names any node of a Redis Cluster (shared.storage.redis_conn); keys get hash tags.
+    redis_cluster: bool = False
+    # Streams the catalog's events are spread over, by aggregate (shared.events.partitions).
+    stream_partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
 
     jwt_algorithm: str = "HS256"
     jwt_secret: str = DEV_JWT_SECRET

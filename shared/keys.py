@@ -38,12 +38,33 @@ What lives where, and for how long:
   of WORKER_HEARTBEAT_SECONDS, from a task beside its loop); expires after
   WORKER_HEARTBEAT_SECONDS (30 s), so a key present means a live worker.
 
-The cache's scripts and MGET span many products, and one rate-limit script call decides the
-requests of many subjects (shared.ratelimit.limiter batches them), so they assume one Redis (or a
-proxy that keeps them together), not a Cluster; the breaker's keys are cluster-safe.
+Redis Cluster (REDIS_CLUSTER=true): a script or a transaction may only touch keys of one hash
+slot, so in cluster mode the keys that are used together share a hash tag, and the names of a
+single Redis stay as above (`Keys(prefix)`; `Keys(prefix, cluster=True)` for a cluster):
+- the product cache is cut into CACHE_SHARDS shards by product id; a product, its lock and its
+  shard's epoch share the shard's tag: `<p>:product:{cache.<k>.<n>}:<id>`,
+  `<p>:product:{cache.<k>.<n>}:<id>:lock`, `<p>:product-cache:{cache.<k>.<n>}:epoch`. A cart read
+  is one MGET per shard, pipelined (one request per master); a cache write one script call per
+  shard. Each shard has its own epoch because each master can lose its data on its own.
+- the event stream's partition i (STREAM_PARTITIONS, see `shared.events.partitions`) and
+  everything kept beside it share its tag: `<p>:catalog-events:{events.<i>.<n>}` and its
+  `:epoch`, `:errors` and `:dead:<message id>`. On a single Redis, partition 0 keeps the names
+  above and partition i > 0 is `<p>:catalog-events:<i>` (with the same suffixes).
+- rate limits and breakers are tagged already (above), in both modes.
+`<n>` in a tag is the first number that puts the tag's slot in the k-th (or i-th) equal share
+of the 16384 slots, so shards and partitions spread evenly over masters that hold equal
+ranges of slots (as `redis-cli --cluster create` assigns them): with as many partitions as
+masters, one per master.
 """
 
 from __future__ import annotations
+
+import itertools
+from functools import cache
+
+from redis.crc import key_slot
+
+from shared.config import Settings
 
 # The consumer group of the cart's workers on the catalog event stream, and the consumer that
 # holds parked (dead) events in it.
@@ -51,9 +72,28 @@ CART_GROUP = "cart"
 DEAD_CONSUMER = "dead"
 
 
+# Shards of the product cache on a cluster: several per master, so that they spread evenly.
+CACHE_SHARDS = 16
+_SLOTS = 16384
+
+
+@cache
+def spread_tag(name: str, index: int, count: int) -> str:
+    """A hash tag `name.index.n` whose slot lies in the index-th of `count` equal shares of
+    the slots (the first such n: a few tries on average)."""
+    low, high = index * _SLOTS // count, (index + 1) * _SLOTS // count
+    for n in itertools.count():
+        tag = f"{name}.{index}.{n}"
+        if low <= key_slot(tag.encode()) < high:
+            return tag
+    raise AssertionError("unreachable: itertools.count() never ends")
+
+
 class Keys:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, cluster: bool = False, partitions: int = 1) -> None:
         self.prefix = prefix
+        self.cluster = cluster
+        self.partitions = partitions
 
     def rate_limit(self, subject: str, group: str, window_seconds: int) -> str:
         return f"{self.prefix}:ratelimit:{{{subject}}}:{group}:{window_seconds}s"
@@ -64,29 +104,48 @@ class Keys:
     def breaker_probes(self, name: str) -> str:
         return f"{self.prefix}:breaker:{{{name}}}:probes"
 
+    def cache_shard(self, product_id: int) -> int:
+        """The cache shard of a product: keys of one shard are in one slot (0 on a single Redis)."""
+        return product_id % CACHE_SHARDS if self.cluster else 0
+
+    def _shard_tag(self, product_id: int) -> str:
+        return f"{{{spread_tag('cache', self.cache_shard(product_id), CACHE_SHARDS)}}}:"
+
     def product(self, product_id: int) -> str:
-        return f"{self.prefix}:product:{product_id}"
+        tag = self._shard_tag(product_id) if self.cluster else ""
+        return f"{self.prefix}:product:{tag}{product_id}"
 
     def product_lock(self, product_id: int) -> str:
-        return f"{self.prefix}:product:{product_id}:lock"
+        return f"{self.product(product_id)}:lock"
+
+    def cache_epoch(self, shard: int = 0) -> str:
+        if self.cluster:
+            return f"{self.prefix}:product-cache:{{{spread_tag('cache', shard, CACHE_SHARDS)}}}:epoch"
+        return f"{self.prefix}:product-cache:epoch"
 
     def product_invalidations(self) -> str:
         return f"{self.prefix}:product-invalidations"
 
-    def catalog_events(self) -> str:
-        return f"{self.prefix}:catalog-events"
+    def catalog_events(self, partition: int = 0) -> str:
+        if self.cluster:
+            return f"{self.prefix}:catalog-events:{{{spread_tag('events', partition, self.partitions)}}}"
+        return f"{self.prefix}:catalog-events" + (f":{partition}" if partition else "")
 
-    def stream_epoch(self) -> str:
-        return f"{self.prefix}:catalog-events:epoch"
+    def stream_epoch(self, partition: int = 0) -> str:
+        return f"{self.catalog_events(partition)}:epoch"
 
-    def cache_epoch(self) -> str:
-        return f"{self.prefix}:product-cache:epoch"
+    def dead_event(self, message_id: str, partition: int = 0) -> str:
+        return f"{self.catalog_events(partition)}:dead:{message_id}"
 
-    def dead_event(self, message_id: str) -> str:
-        return f"{self.prefix}:catalog-events:dead:{message_id}"
-
-    def event_errors(self) -> str:
-        return f"{self.prefix}:catalog-events:errors"
+    def event_errors(self, partition: int = 0) -> str:
+        return f"{self.catalog_events(partition)}:errors"
 
     def worker_heartbeat(self, consumer: str) -> str:
         return f"{self.prefix}:worker:{consumer}:heartbeat"
+
+
+def keys_for(settings: Settings) -> Keys:
+    """The key names of a service's settings: prefix, cluster mode and stream partitions."""
+    return Keys(
+        settings.redis_key_prefix, cluster=settings.redis_cluster, partitions=settings.stream_partitions
+    )

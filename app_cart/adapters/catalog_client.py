@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from app_cart.settings import CartSettings
 from shared.errors import Unavailable
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.resilience.breaker import BreakerOpen, CircuitBreaker, Outcome
 from shared.resilience.cache_entries import Lookup, ProductData
 from shared.resilience.product_cache import ProductCache
@@ -127,7 +127,7 @@ def catalog_client(
 ) -> ProductClient:
     """The process's catalog client, with the shared breaker and the product cache, as the
     settings say (the web app and the worker's sweep build theirs here)."""
-    keys = Keys(settings.redis_key_prefix)
+    keys = keys_for(settings)
     return ProductClient(
         settings.catalog_url,
         breaker=CircuitBreaker(redis, keys, BREAKER_NAME, settings.breaker_config()),

@@ -35,7 +35,7 @@ from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import Event
 from shared.events.metrics import expose_consumer, expose_stream
 from shared.events.status import StreamStatus
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP, keys_for
 from shared.logs import configure_logging
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.metrics import expose_breaker, expose_cache
@@ -66,7 +66,7 @@ def consumer_config(settings: CartSettings) -> ConsumerConfig:
 
 def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str, catalog: Catalog) -> Consumer:
     """A consumer in the group `cart` named `name`, applying events with the cart's handlers."""
-    keys = Keys(settings.redis_key_prefix)
+    keys = keys_for(settings)
     deps = Deps(db, ProductInvalidator(redis, keys, TOMBSTONE_SECONDS), catalog)
 
     async def apply_events(events: Sequence[Event]) -> None:
@@ -91,7 +91,7 @@ def worker_metrics(
 ) -> Metrics:
     """What the worker process tells Prometheus (on METRICS_PORT, if set): its own counts, the
     stream and group as Redis has them, the sweep, the breaker and cache of its catalog client."""
-    keys = Keys(settings.redis_key_prefix)
+    keys = keys_for(settings)
     metrics = Metrics()
     expose_consumer(metrics, worker)
     expose_stream(metrics, StreamStatus(redis, keys, CART_GROUP))

@@ -43,7 +43,7 @@ from shared.events.envelope import stream_fields
 from shared.events.publish import StreamAppender
 from shared.events.tracing import batch_span
 from shared.events.trim import trim
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.outage import Outage
 from shared.signals import sleep_unless_stopped
 from shared.storage.postgres import DATABASE_UNAVAILABLE
@@ -58,7 +58,7 @@ _MAX_BACKOFF_SECONDS = 30.0
 
 class Relay:
     def __init__(self, settings: CatalogSettings, redis: Redis) -> None:
-        keys = Keys(settings.redis_key_prefix)
+        keys = keys_for(settings)
         self.settings = settings
         self.redis = redis
         self.stream = keys.catalog_events()

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from shared.config import Settings, exit_on_settings_error, load_settings
 from shared.events.dead_letters import DeadLetters
 from shared.events.status import StreamStatus
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP, keys_for
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _main(settings: Settings, args: argparse.Namespace) -> int:
     redis = Redis.from_url(settings.redis_url)
-    keys = Keys(settings.redis_key_prefix)
+    keys = keys_for(settings)
     try:
         return await _run(StreamStatus(redis, keys, CART_GROUP), DeadLetters(redis, keys, CART_GROUP), args)
     except LookupError as exc:

@@ -39,7 +39,7 @@ from shared.http.openapi import openapi_route
 from shared.http.problems import ProblemType, exception_handlers
 from shared.http.request_context import RequestContextMiddleware, route_template
 from shared.http.unexpected import UnexpectedErrorMiddleware
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.logs import configure_logging
 from shared.outage import Outage
 from shared.ratelimit.groups import RATE_LIMIT_GROUPS, Classifier, default_groups
@@ -140,9 +140,7 @@ def build_app(
         limits = {
             group: parse_limits(getattr(settings, f"rate_limit_{group}")) for group in RATE_LIMIT_GROUPS
         }
-        limiter = RateLimiter(
-            redis, Keys(settings.redis_key_prefix), max_wait_seconds=settings.redis_socket_timeout
-        )
+        limiter = RateLimiter(redis, keys_for(settings), max_wait_seconds=settings.redis_socket_timeout)
         _expose_rate_limiter(metrics, limiter)
         rate_limit.append(
             Middleware(

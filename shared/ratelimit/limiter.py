@@ -26,15 +26,17 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from shared.keys import Keys
 from shared.ratelimit.spec import Limit
 from shared.storage.lua import load
+from shared.storage.slots import grouped, run_grouped
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class RateLimiter:
         """`max_wait_seconds`: the longest a check waits in the queue (the socket timeout, in
         the services) before it counts as Redis failing."""
         self._keys = keys
+        self._redis = redis
         self._script = load(redis, __file__, "rate_limit")
         self._max_wait = max_wait_seconds
         # Checks waiting for the call in flight to answer; `_busy` while one is in flight (or
@@ -186,15 +189,31 @@ class RateLimiter:
         _fail(queue, exc)
 
     async def _call(self, checks: list[tuple[list[str], Sequence[Limit]]]) -> list[list[int]]:
-        """One script call deciding `checks` (keys, limits) in order: a reply for each."""
-        args: list[int] = [len(checks)]
-        for _, limits in checks:
-            args.append(len(limits))
-            args += [n for limit in limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
-        replies: list[list[int]] = await self._script(
-            keys=[key for keys, _ in checks for key in keys], args=args
-        )
+        """Script calls deciding `checks` (keys, limits) in order: a reply for each. One call on
+        a single Redis; on a cluster one per slot (a subject's keys share one), pipelined."""
+        order = range(len(checks))
+        groups = grouped(order, self._slot_of(checks)) if self._keys.cluster else {0: list(order)}
+        calls = []
+        for members in groups.values():
+            args: list[int] = [len(members)]
+            for i in members:
+                limits = checks[i][1]
+                args.append(len(limits))
+                args += [n for limit in limits for n in (limit.requests, limit.window_seconds * 1_000_000)]
+            calls.append(([key for i in members for key in checks[i][0]], args))
+        replies: list[list[int]] = [[]] * len(checks)
+        for members, answers in zip(
+            groups.values(), await run_grouped(self._redis, self._script, calls), strict=True
+        ):
+            if len(answers) != len(members):
+                raise RuntimeError(f"rate_limit.lua answered {len(answers)} of {len(members)} requests")
+            for i, answer in zip(members, answers, strict=True):
+                replies[i] = answer
         return replies
+
+    @staticmethod
+    def _slot_of(checks: list[tuple[list[str], Sequence[Limit]]]) -> Callable[[int], int]:
+        return lambda i: key_slot(checks[i][0][0].encode())
 
 
 def _fail(checks: Sequence[_Check], exc: Exception) -> None:

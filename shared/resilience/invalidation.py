@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from shared.keys import Keys
 from shared.storage.lua import load
+from shared.storage.slots import grouped, run_grouped
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class ProductInvalidator:
     """The catalog's side: after a commit, tombstone the changed products and announce them."""
 
     def __init__(self, redis: Redis, keys: Keys, tombstone_seconds: float) -> None:
+        self._redis = redis
         self._keys = keys
         self._tombstone_ms = math.ceil(tombstone_seconds * 1000)
         self._script = load(redis, __file__, "cache_invalidate")
@@ -34,14 +36,21 @@ class ProductInvalidator:
         is committed; a cache that could not be told is logged (its entries expire)."""
         if not versions:
             return
-        args: list[str | int] = [
-            self._tombstone_ms,
-            self._keys.product_invalidations(),
-            ",".join(str(pid) for pid, _ in versions),
-            *(version for _, version in versions),
-            *("1" if deleted else "0" for _ in versions),
-        ]
+        # One call per cache shard: on a cluster a script's keys must share a slot (one call in
+        # all on a single Redis). Each call announces its own ids: PUBLISH, not SPUBLISH, as the
+        # channel cannot be in every shard's slot, and a cluster delivers a PUBLISH from any
+        # node to subscribers on every node (see shared.keys).
+        calls = []
+        for members in grouped(versions, lambda change: self._keys.cache_shard(change[0])).values():
+            args: list[str | int] = [
+                self._tombstone_ms,
+                self._keys.product_invalidations(),
+                ",".join(str(pid) for pid, _ in members),
+                *(version for _, version in members),
+                *("1" if deleted else "0" for _ in members),
+            ]
+            calls.append(([self._keys.product(pid) for pid, _ in members], args))
         try:
-            await self._script(keys=[self._keys.product(pid) for pid, _ in versions], args=args)
+            await run_grouped(self._redis, self._script, calls)
         except (RedisError, OSError) as exc:
             log.error("could not invalidate cached products %s: %s", [pid for pid, _ in versions], exc)

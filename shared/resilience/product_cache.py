@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import random
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 
-import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared.errors import Unavailable
@@ -45,7 +41,9 @@ from shared.resilience.cache_entries import (
     _Entry,
     _refresh_early,
 )
+from shared.resilience.cache_shards import ask_epoch, masters, text, write_calls
 from shared.storage.lua import load
+from shared.storage.slots import grouped, run_grouped
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +66,9 @@ class ProductCache:
         # version or a tombstone held the key, or Redis lost its data meanwhile).
         self.hits = self.misses = self.stale_served = self.catalog_fetches = self.redis_failures = 0
         self.early_refreshes = self.writes_refused = 0
+        # Requests the cache's reads sent to Redis: one per read on a single Redis; on a cluster
+        # one per master holding some of a read's products (sent in parallel).
+        self.read_requests = 0
 
     async def get_many(self, ids: Iterable[int], fetch: Fetch) -> Lookup:
         wanted = sorted(set(ids))
@@ -117,16 +118,23 @@ class ProductCache:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        epoch = await self._epoch()
+        epochs = await self._epochs(wanted)
         started = time.monotonic()
         self.catalog_fetches += 1
         fetched = await fetch(wanted)
-        await self._store(wanted, fetched, time.monotonic() - started, epoch)
+        await self._store(wanted, fetched, time.monotonic() - started, epochs)
         return fetched
 
     async def _read(self, ids: Sequence[int]) -> list[_Entry | None]:
         try:
-            blobs = await self._redis.mget([self._keys.product(pid) for pid in ids])
+            keys = [self._keys.product(pid) for pid in ids]
+            if self._keys.cluster:
+                # One MGET per shard in one pipeline: a request per master, in parallel.
+                blobs = await self._redis.mget_nonatomic(keys)  # type: ignore[attr-defined]
+                self.read_requests += len(masters(self._redis, keys))
+            else:
+                blobs = await self._redis.mget(keys)
+                self.read_requests += 1
         except (RedisError, OSError) as exc:
             self._redis_failed("read", exc)
             return [None] * len(ids)
@@ -160,7 +168,7 @@ class ProductCache:
         self, ids: list[int], fetch: Fetch, seen: dict[int, float]
     ) -> dict[int, ProductData | None]:
         token = uuid.uuid4().hex
-        locked, epoch = await self._lock(ids, token)
+        locked, epochs = await self._lock(ids, token)
         try:
             result = await self._wait_for_holders([pid for pid in ids if pid not in locked])
             # Double-checked: another process may have stored a product and released its lock
@@ -172,46 +180,54 @@ class ProductCache:
                 started = time.monotonic()
                 self.catalog_fetches += 1
                 fetched = await fetch(todo)
-                await self._store(todo, fetched, time.monotonic() - started, epoch)
+                await self._store(todo, fetched, time.monotonic() - started, epochs)
                 result.update({pid: fetched.get(pid) for pid in todo})
             return result
         finally:
             await self._unlock(locked, token)
 
-    async def _lock(self, ids: list[int], token: str) -> tuple[set[int], str | None]:
+    async def _lock(self, ids: list[int], token: str) -> tuple[set[int], dict[int, str]]:
         """The ids this process may fetch: those whose lock it took (all, if Redis fails); and
-        the cache's epoch, read before the fetch, in the same round trip."""
+        the epochs of their cache shards, read before the fetch, in the same round trip."""
+        shards = sorted({self._keys.cache_shard(pid) for pid in ids})
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for pid in ids:
                     pipe.set(
                         self._keys.product_lock(pid), token, nx=True, px=int(self._config.lock_seconds * 1000)
                     )
-                _ask_epoch(pipe, self._keys.cache_epoch())
-                *taken, _, epoch = await pipe.execute()
+                for shard in shards:
+                    ask_epoch(pipe, self._keys.cache_epoch(shard))
+                replies = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._redis_failed("lock", exc)
-            return set(ids), None
-        return {pid for pid, ok in zip(ids, taken, strict=True) if ok}, _text(epoch)
+            return set(ids), {}
+        taken, epochs = replies[: len(ids)], replies[len(ids) + 1 :: 2]
+        locked = {pid for pid, ok in zip(ids, taken, strict=True) if ok}
+        return locked, {shard: text(epoch) for shard, epoch in zip(shards, epochs, strict=True)}
 
-    async def _epoch(self) -> str | None:
-        """The cache's epoch (made if Redis has none), read before a fetch: a write carries it,
-        and `cache_write.lua` refuses it if Redis lost its data meanwhile (see shared.keys)."""
+    async def _epochs(self, ids: Iterable[int]) -> dict[int, str]:
+        """The epochs of the cache shards of `ids` (made if Redis has none), read before a fetch:
+        a write carries them, and `cache_write.lua` refuses it if Redis lost its data meanwhile
+        (see shared.keys). None if Redis cannot say."""
+        shards = sorted({self._keys.cache_shard(pid) for pid in ids})
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                _ask_epoch(pipe, self._keys.cache_epoch())
-                _, epoch = await pipe.execute()
+                for shard in shards:
+                    ask_epoch(pipe, self._keys.cache_epoch(shard))
+                replies = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._redis_failed("read", exc)
-            return None
-        return _text(epoch)
+            return {}
+        return {shard: text(epoch) for shard, epoch in zip(shards, replies[1::2], strict=True)}
 
     async def _unlock(self, ids: Iterable[int], token: str) -> None:
-        keys = [self._keys.product_lock(pid) for pid in ids]
-        if not keys:
+        by_shard = grouped(ids, self._keys.cache_shard)
+        if not by_shard:
             return
+        calls = [([self._keys.product_lock(pid) for pid in shard], [token]) for shard in by_shard.values()]
         try:
-            await self._release(keys=keys, args=[token])
+            await run_grouped(self._redis, self._release, calls)
         except (RedisError, OSError) as exc:
             self._redis_failed("unlock", exc)  # the locks lapse on their own
 
@@ -244,32 +260,20 @@ class ProductCache:
         return found
 
     async def _store(
-        self, ids: list[int], fetched: dict[int, ProductData], delta: float, epoch: str | None
+        self, ids: list[int], fetched: dict[int, ProductData], delta: float, epochs: dict[int, str]
     ) -> None:
-        if epoch is None:  # Redis could not say what it held before the fetch: write nothing
+        """Write what was fetched, one script call per cache shard (one in all on a single
+        Redis), each carrying its shard's epoch; a shard whose epoch Redis could not say before
+        the fetch is not written."""
+        calls = write_calls(self._keys, self._config, ids, fetched, delta, epochs)
+        if not calls:
             return
-        now, c = time.time(), self._config
-        args: list[str | int] = [epoch]
-        for pid in ids:
-            product = fetched.get(pid)
-            if product is None:
-                fresh, ttl, version = c.negative_ttl_seconds, c.negative_ttl_seconds, -1
-            else:
-                fresh, ttl, version = (
-                    c.ttl_seconds * random.uniform(0.9, 1.1),
-                    c.stale_seconds,
-                    product.version,
-                )
-            entry = _Entry(product=product, fetched_at=now, fresh_until=now + fresh, delta=delta)
-            args += [msgspec.json.encode(entry).decode(), version, math.ceil(ttl * 1000)]
         try:
-            written = await self._write(
-                keys=[self._keys.cache_epoch(), *(self._keys.product(pid) for pid in ids)], args=args
-            )
+            written = sum(int(n) for n in await run_grouped(self._redis, self._write, calls))
         except (RedisError, OSError) as exc:
             self._redis_failed("write", exc)
             return
-        self.writes_refused += len(ids) - int(written)
+        self.writes_refused += sum(len(keys) - 1 for keys, _ in calls) - written
 
     def _redis_failed(self, action: str, exc: BaseException) -> None:
         self.redis_failures += 1
@@ -281,13 +285,3 @@ class ProductCache:
         if self._redis_down:
             log.warning("product cache reaches Redis again")
             self._redis_down = False
-
-
-def _ask_epoch(pipe: Pipeline, key: str) -> None:
-    """Queue what reads the cache's epoch, making one if Redis has none (it lost its data)."""
-    pipe.set(key, uuid.uuid4().hex, nx=True)
-    pipe.get(key)
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value

@@ -5,11 +5,18 @@ settings so that a stalled Redis costs a request at most those timeouts, never a
 blocks (up to REDIS_SOCKET_TIMEOUT) when every connection is busy: redis-py's default pool
 raises "Too many connections" instead, which under a burst would make the rate limiter fail
 open exactly when it matters. Size it to the concurrency a process serves.
+
+With REDIS_CLUSTER=true the client is redis-py's `RedisCluster`: REDIS_URL names any node, the
+others are discovered (and rediscovered after a failover, on MOVED or a failed node). Its pools
+are per node, REDIS_MAX_CONNECTIONS each, and they do not block: a command that finds its node's
+pool exhausted fails at once (redis-py's cluster client has no blocking pool), so size it above
+the concurrency a process serves. Code that runs on both types uses only what both offer.
 """
 
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 
 from shared.config import Settings
 
@@ -17,6 +24,16 @@ from shared.config import Settings
 def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
     """The process's pool. A client that issues blocking reads (XREADGROUP BLOCK) passes how
     long they block, so that its socket timeout outlasts them."""
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            socket_timeout=settings.redis_socket_timeout + blocking_seconds,
+            socket_connect_timeout=settings.redis_connect_timeout,
+            health_check_interval=30,
+        )
+        # Typed as Redis for its users: they call only commands both clients have (see above).
+        return cluster  # type: ignore[return-value]
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,

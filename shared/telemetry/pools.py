@@ -6,6 +6,7 @@ from typing import Any
 
 import databases
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from shared.storage.postgres import ReadPool
 from shared.telemetry.metrics import Metrics
@@ -30,6 +31,9 @@ def expose_pools(
     if reads is not None:
         metrics.gauge(in_use, _IN_USE, lambda: _asyncpg_in_use(reads._pool), pool="reads")
         metrics.gauge(size, _SIZE, lambda: reads._options["max_size"], pool="reads")
+    if isinstance(redis, RedisCluster):
+        _expose_cluster_pools(metrics, redis)
+        return
     connections = redis.connection_pool
     # redis-py keeps this list on its pool; there is no public count.
     metrics.gauge(
@@ -38,3 +42,17 @@ def expose_pools(
         lambda: len(getattr(connections, "_in_use_connections", ())),
     )
     metrics.gauge("storefront_redis_pool_max_connections", _SIZE, lambda: connections.max_connections)
+
+
+def _expose_cluster_pools(metrics: Metrics, cluster: RedisCluster) -> None:
+    """A cluster client has a pool per node, each up to REDIS_MAX_CONNECTIONS: the sums over the
+    nodes it knows now (redis-py keeps each node's connections and free ones in lists)."""
+
+    def in_use() -> float:
+        return float(sum(len(n._connections) - len(n._free) for n in cluster.get_nodes()))
+
+    def size() -> float:
+        return float(sum(n.max_connections for n in cluster.get_nodes()))
+
+    metrics.gauge("storefront_redis_pool_connections_in_use", _IN_USE, in_use)
+    metrics.gauge("storefront_redis_pool_max_connections", _SIZE, size)

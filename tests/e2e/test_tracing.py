@@ -73,8 +73,22 @@ async def test_one_patch_is_followed_from_the_catalog_to_the_carts_it_reached(
             def in_trace():
                 return [s for s in receiver.snapshot() if s.trace_id == TRACE_ID]
 
+            def linked(service: str, name: str) -> bool:
+                return any(
+                    link[0] == TRACE_ID
+                    for s in receiver.snapshot()
+                    if s.service == service and s.name == name
+                    for link in s.links
+                )
+
+            # Each process exports on its own schedule, and a batch span ends after the spans
+            # inside it: wait for all three, not for the first to arrive.
             async def followed() -> bool:
-                return any(s.name == "catalog event applied" for s in in_trace())
+                return (
+                    any(s.name == "catalog event applied" for s in in_trace())
+                    and linked("storefront-relay", "catalog-events publish")
+                    and linked("storefront-worker", "catalog-events process")
+                )
 
             await until(followed, seconds=30)
             spans = receiver.snapshot()

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.keys import Keys
 from shared.resilience import cache_entries
-from shared.resilience import product_cache as product_cache_module
+from shared.resilience import cache_shards
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.product_cache import CacheConfig, ProductCache, _Entry
 from tests.integration.shared.resilience.test_product_cache import Catalog, product
@@ -148,7 +148,7 @@ async def test_an_entry_records_its_fetch_and_freshness_jittered_by_ten_percent(
     catalog = Catalog({1: product(1), 2: product(2)}, delay=0.01)
     for product_id, bound in ((1, max), (2, min)):  # the jitter at either end of its range
         monkeypatch.setattr(
-            product_cache_module,
+            cache_shards,  # where the entries are made
             "random",
             types.SimpleNamespace(uniform=lambda lo, hi, pick=bound: pick(lo, hi)),
         )
