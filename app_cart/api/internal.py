@@ -25,14 +25,14 @@ from shared.events.publish import StreamAppender
 from shared.events.status import StreamStatus
 from shared.http.auth import require_role
 from shared.http.json_io import json_response, read_json
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP, Keys, keys_for
 
 SERVICE = "service"
 
 
 def _redis_and_keys(request: Request) -> tuple[Redis, Keys]:
     redis: Redis = request.app.state.redis
-    return redis, Keys(request.app.state.settings.redis_key_prefix)
+    return redis, keys_for(request.app.state.settings)
 
 
 async def post_event(request: Request) -> Response:

@@ -46,7 +46,8 @@ def expose_pools(
 
 def _expose_cluster_pools(metrics: Metrics, cluster: RedisCluster) -> None:
     """A cluster client has a pool per node, each up to REDIS_MAX_CONNECTIONS: the sums over the
-    nodes it knows now (redis-py keeps each node's connections and free ones in lists)."""
+    nodes it knows now (the masters; replicas too once it has seen them). redis-py keeps each
+    node's connections, and its free ones, in lists."""
 
     def in_use() -> float:
         return float(sum(len(n._connections) - len(n._free) for n in cluster.get_nodes()))

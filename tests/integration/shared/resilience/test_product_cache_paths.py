@@ -15,8 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.keys import Keys
-from shared.resilience import cache_entries
-from shared.resilience import cache_shards
+from shared.resilience import cache_entries, cache_shards
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.product_cache import CacheConfig, ProductCache, _Entry
 from tests.integration.shared.resilience.test_product_cache import Catalog, product
