@@ -33,6 +33,7 @@ class Shop:
     cart: httpx.AsyncClient
     catalog_settings: CatalogSettings
     cart_settings: CartSettings
+    catalog_transport: httpx.ASGITransport
 
     async def relay_and_apply(self) -> int:
         """Relay what the catalog committed, then let a worker apply it; events applied."""
@@ -67,11 +68,11 @@ async def shop(postgres, redis_cluster) -> AsyncIterator[Shop]:
     )
     catalog_app = create_catalog_app(shop.catalog_settings)
     async with catalog_app.router.lifespan_context(catalog_app):
-        shop.catalog_transport = httpx.ASGITransport(app=catalog_app)  # type: ignore[attr-defined]
-        cart_app = create_cart_app(shop.cart_settings, catalog_transport=shop.catalog_transport)  # type: ignore[attr-defined]
+        shop.catalog_transport = httpx.ASGITransport(app=catalog_app)
+        cart_app = create_cart_app(shop.cart_settings, catalog_transport=shop.catalog_transport)
         async with (
             cart_app.router.lifespan_context(cart_app),
-            httpx.AsyncClient(transport=shop.catalog_transport, base_url="http://catalog") as catalog,  # type: ignore[attr-defined]
+            httpx.AsyncClient(transport=shop.catalog_transport, base_url="http://catalog") as catalog,
             httpx.AsyncClient(transport=httpx.ASGITransport(app=cart_app), base_url="http://cart") as cart,
         ):
             shop.catalog, shop.cart = catalog, cart
