@@ -21,7 +21,7 @@ from app_cart.api.routes import routes
 from app_cart.services.context import Context
 from app_cart.settings import CartSettings
 from shared.events.metrics import expose_stream
-from shared.events.status import StreamStatus
+from shared.events.status import stream_statuses
 from shared.http.app import build_app, worker_app
 from shared.http.idempotency import prune
 from shared.keys import CART_GROUP, keys_for
@@ -90,7 +90,7 @@ def create_app(
     expose_breaker(app.state.metrics, products.breaker, app.state.redis, keys_for(settings))
     expose_cache(app.state.metrics, products.cache)
     # The event pipeline as Redis has it, from the cart too: it stays visible with no worker up.
-    expose_stream(app.state.metrics, StreamStatus(app.state.redis, keys_for(settings), CART_GROUP))
+    expose_stream(app.state.metrics, *stream_statuses(app.state.redis, keys_for(settings), CART_GROUP))
     app.state.cart = Context(
         db=app.state.db,
         reads=reads,

@@ -22,6 +22,8 @@ What lives where, and for how long:
 - `<p>:catalog-events:epoch`: string, a value the relay writes beside the stream (its
   `relay_state.epoch` in the catalog's database); no TTL. Redis loses it with the stream's data,
   so its absence tells the relay that events it sent may be gone (app_product/outbox/healing.py).
+- `<p>:catalog-events:partitions`: string, the STREAM_PARTITIONS in force, written by the relay;
+  no TTL (`shared.events.partitions`: how the count may change).
 - `<p>:product-cache:epoch`: string, a random value the cart creates when it finds none; no TTL.
   A cache write carries the value its reader saw, and is refused if it changed: a fetch that
   raced with a Redis data loss cannot put back a product older than a lost tombstone.
@@ -130,6 +132,9 @@ class Keys:
         if self.cluster:
             return f"{self.prefix}:catalog-events:{{{spread_tag('events', partition, self.partitions)}}}"
         return f"{self.prefix}:catalog-events" + (f":{partition}" if partition else "")
+
+    def stream_partitions(self) -> str:
+        return f"{self.prefix}:catalog-events:partitions"
 
     def stream_epoch(self, partition: int = 0) -> str:
         return f"{self.catalog_events(partition)}:epoch"

@@ -34,12 +34,13 @@ from shared.events.consumer import Consumer
 from shared.events.consumer_config import ConsumerConfig
 from shared.events.envelope import Event
 from shared.events.metrics import expose_consumer, expose_stream
-from shared.events.status import StreamStatus
-from shared.keys import CART_GROUP, keys_for
+from shared.events.partitions import PartitionsChanged, check_worker
+from shared.events.status import stream_statuses
+from shared.keys import CART_GROUP, Keys, keys_for
 from shared.logs import configure_logging
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.metrics import expose_breaker, expose_cache
-from shared.signals import stop_on_signals
+from shared.signals import sleep_unless_stopped, stop_on_signals
 from shared.storage.postgres import connect, create_database, ping
 from shared.storage.redis_conn import create_redis
 from shared.telemetry.metrics import Metrics
@@ -64,8 +65,18 @@ def consumer_config(settings: CartSettings) -> ConsumerConfig:
     )
 
 
-def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str, catalog: Catalog) -> Consumer:
-    """A consumer in the group `cart` named `name`, applying events with the cart's handlers."""
+def cart_worker(
+    settings: CartSettings,
+    db: Database,
+    redis: Redis,
+    name: str,
+    catalog: Catalog,
+    *,
+    partition: int = 0,
+    beats: bool = True,
+) -> Consumer:
+    """A consumer in the group `cart` named `name`, applying events with the cart's handlers,
+    on one partition of the stream (keeping the worker's heartbeat if `beats`)."""
     keys = keys_for(settings)
     deps = Deps(db, ProductInvalidator(redis, keys, TOMBSTONE_SECONDS), catalog)
 
@@ -83,18 +94,36 @@ def cart_worker(settings: CartSettings, db: Database, redis: Redis, name: str, c
         ready=lambda: ping(db),
         races=LOCK_RACES,
         dependency="PostgreSQL",
+        partition=partition,
+        beats=beats,
     )
 
 
+def cart_workers(
+    settings: CartSettings, db: Database, redis: Redis, name: str, catalog: Catalog
+) -> list[Consumer]:
+    """A worker's consumers: one per partition (each with its own group read, so a busy
+    partition cannot starve the others), under one name and one heartbeat."""
+    return [
+        cart_worker(settings, db, redis, name, catalog, partition=i, beats=i == 0)
+        for i in range(settings.stream_partitions)
+    ]
+
+
 def worker_metrics(
-    settings: CartSettings, worker: Consumer, sweep: Sweep, catalog: ProductClient, db: Database, redis: Redis
+    settings: CartSettings,
+    workers: list[Consumer],
+    sweep: Sweep,
+    catalog: ProductClient,
+    db: Database,
+    redis: Redis,
 ) -> Metrics:
     """What the worker process tells Prometheus (on METRICS_PORT, if set): its own counts, the
     stream and group as Redis has them, the sweep, the breaker and cache of its catalog client."""
     keys = keys_for(settings)
     metrics = Metrics()
-    expose_consumer(metrics, worker)
-    expose_stream(metrics, StreamStatus(redis, keys, CART_GROUP))
+    expose_consumer(metrics, *workers)
+    expose_stream(metrics, *stream_statuses(redis, keys, CART_GROUP))
     metrics.counter(
         "storefront_sweep_runs", "Anti-entropy sweeps this worker completed.", lambda: sweep.sweeps
     )
@@ -115,31 +144,44 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def serve(settings: CartSettings, burst: bool) -> Consumer:
+async def serve(settings: CartSettings, burst: bool) -> list[Consumer]:
     stop = stop_on_signals()
     db = create_database(settings)
     redis = create_redis(settings, blocking_seconds=settings.worker_block_seconds)
     await connect(db)  # opens empty if the database is down: the worker waits for it
     catalog = catalog_client(settings, redis)
-    worker = cart_worker(settings, db, redis, consumer_name(), catalog)
+    workers = cart_workers(settings, db, redis, consumer_name(), catalog)
     sweep = Sweep(db, settings.database_url, catalog, settings.sweep_page_size)
-    metrics = worker_metrics(settings, worker, sweep, catalog, db, redis)
+    metrics = worker_metrics(settings, workers, sweep, catalog, db, redis)
     sweeping = None
     if settings.sweep_interval_seconds and not burst:
         sweeping = asyncio.create_task(sweep.run(stop, settings.sweep_interval_seconds))
     try:
-        await worker.run(stop, burst=burst)
+        await _check_partitions(redis, keys_for(settings), stop)
+        await asyncio.gather(*(worker.run(stop, burst=burst) for worker in workers))
     finally:
         metrics.close()
         stop.set()
         if sweeping is not None:
             await sweeping
         with contextlib.suppress(RedisError, OSError):  # Redis may be down as we stop
-            await redis.delete(worker.heartbeat)
+            await redis.delete(workers[0].heartbeat)
         await catalog.aclose()
         await db.disconnect()
         await redis.aclose()
-    return worker
+    return workers
+
+
+async def _check_partitions(redis: Redis, keys: Keys, stop: asyncio.Event) -> None:
+    """Refuse a STREAM_PARTITIONS other than the one in force; wait out a Redis outage (the
+    consumers would wait for it too)."""
+    while not stop.is_set():
+        try:
+            await check_worker(redis, keys)
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("cannot read the partition count in force yet: %s", exc)
+            await sleep_unless_stopped(stop, 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,10 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     configure_tracing("storefront-worker")
     try:
-        worker = asyncio.run(serve(settings, args.burst))
+        workers = asyncio.run(serve(settings, args.burst))
+    except PartitionsChanged as exc:  # a setting to fix, not a crash: say so and stop
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     finally:
         shutdown_tracing()
-    log.info("worker stopped: %d event(s) applied, %d failed", worker.applied, worker.failed)
+    applied, failed = sum(w.applied for w in workers), sum(w.failed for w in workers)
+    log.info("worker stopped: %d event(s) applied, %d failed", applied, failed)
     return 0
 
 

@@ -17,6 +17,7 @@ from app_product.outbox.relay import Relay
 from app_product.outbox.repo import OUTBOX_CHANNEL
 from app_product.settings import CatalogSettings
 from shared.config import exit_on_settings_error, load_settings
+from shared.events.partitions import PartitionsChanged
 from shared.logs import configure_logging
 from shared.signals import stop_on_signals
 from shared.storage.postgres import connect_arguments
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         asyncio.run(serve(settings, args.burst))
+    except PartitionsChanged as exc:  # a setting to fix, not a crash: say so and stop
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
     finally:
         shutdown_tracing()
     return 0

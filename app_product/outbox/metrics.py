@@ -22,7 +22,7 @@ def expose_relay(metrics: Metrics, relay: Relay, pool: asyncpg.Pool) -> None:
     metrics.counter(
         "storefront_relay_resent_events",
         "Events this relay marked to send again after Redis lost what it had sent.",
-        lambda: relay.state.resent,
+        lambda: relay.resent,
     )
     metrics.counter(
         "storefront_stream_trimmed_entries",

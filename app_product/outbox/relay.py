@@ -28,7 +28,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from opentelemetry.trace import SpanKind
@@ -39,14 +39,17 @@ from app_product.outbox import repo
 from app_product.outbox.healing import StreamGuard
 from app_product.outbox.repo import OUTBOX_CHANNEL
 from app_product.settings import CatalogSettings
+from shared.events import partitions
 from shared.events.envelope import stream_fields
-from shared.events.publish import StreamAppender
+from shared.events.partitions import partition_of
+from shared.events.publish import Appended, StreamAppender
 from shared.events.tracing import batch_span
 from shared.events.trim import trim
-from shared.keys import keys_for
+from shared.keys import Keys, keys_for
 from shared.outage import Outage
 from shared.signals import sleep_unless_stopped
 from shared.storage.postgres import DATABASE_UNAVAILABLE
+from shared.storage.slots import grouped
 
 log = logging.getLogger("app_product.relay")  # named: run as __main__, __name__ would not say
 
@@ -56,27 +59,16 @@ _TRIM_EVERY_SECONDS = 60.0
 _MAX_BACKOFF_SECONDS = 30.0
 
 
-class Relay:
-    def __init__(self, settings: CatalogSettings, redis: Redis) -> None:
-        keys = keys_for(settings)
-        self.settings = settings
-        self.redis = redis
-        self.stream = keys.catalog_events()
-        self._appender = StreamAppender(redis, self.stream, keys.stream_epoch())
-        self.state = StreamGuard(self.stream)
-        self.redis_outage = Outage("Redis (relay)", log)
-        self.database_outage = Outage("PostgreSQL (relay)", log)
-        # For metrics: events sent, batches sent, entries trimmed, whether this relay holds the
-        # lock (1) or stands by (0), and the time each batch took (given to `on_batch`).
-        self.sent = self.batches = self.trimmed = 0
-        self.active = False
-        self.on_batch: Callable[[int, float], None] = lambda size, seconds: None
+class Partition:
+    """One partition's stream, its appender and what the relay knows of it."""
 
-    async def send_batch(self, conn: asyncpg.Connection) -> int:
-        """Send one batch of unsent rows; how many (0 also after a loss was healed, or when
-        nothing waits: then the stream was checked). Raises RedisError if Redis refuses."""
-        started = time.perf_counter()
-        rows = await conn.fetch(repo.UNSENT, self.settings.relay_batch_size)
+    def __init__(self, redis: Redis, keys: Keys, partition: int) -> None:
+        self.stream = keys.catalog_events(partition)
+        self.appender = StreamAppender(redis, self.stream, keys.stream_epoch(partition))
+        self.state = StreamGuard(self.stream)
+
+    async def append(self, rows: Sequence[asyncpg.Record]) -> Appended:
+        """Append `rows` in order (none: only check the stream), in a span linked to their traces."""
         entries = [
             stream_fields(
                 row["event_id"],
@@ -90,21 +82,68 @@ class Relay:
         ]
         traces = [row["trace_context"] or "" for row in rows]
         with batch_span("catalog-events publish", self.stream, traces, SpanKind.PRODUCER):
-            appended = await self._appender.append(entries, self.state.guard)
-        if not appended.ok:
-            await self.state.heal(conn, appended.last_id)
-            return 0
-        if rows:
-            await self.state.mark_sent(conn, [row["id"] for row in rows], appended.last_id)
-        elif not self.state.guard.last_id:
-            # Nothing to send after a heal (or on the first run): the epoch was written; from
-            # now on the stream is compared with how far it went then.
-            await self.state.mark_sent(conn, [], appended.last_id)
-        self.sent += len(rows)
-        if rows:
+            return await self.appender.append(entries, self.state.guard)
+
+
+class Relay:
+    def __init__(self, settings: CatalogSettings, redis: Redis) -> None:
+        self.keys = keys_for(settings)
+        self.settings = settings
+        self.redis = redis
+        self.partitions = [Partition(redis, self.keys, i) for i in range(self.keys.partitions)]
+        # The first partition's (the only one, by default): what tests and tools look at.
+        self.stream, self.state = self.partitions[0].stream, self.partitions[0].state
+        self._adopted = False
+        self.redis_outage = Outage("Redis (relay)", log)
+        self.database_outage = Outage("PostgreSQL (relay)", log)
+        # For metrics: events sent, batches sent, entries trimmed, whether this relay holds the
+        # lock (1) or stands by (0), and the time each batch took (given to `on_batch`).
+        self.sent = self.batches = self.trimmed = 0
+        self.active = False
+        self.on_batch: Callable[[int, float], None] = lambda size, seconds: None
+
+    async def send_batch(self, conn: asyncpg.Connection) -> int:
+        """Send one batch of unsent rows, each to its aggregate's partition; how many (0 also
+        after a loss was healed, or when nothing waits: then every stream was checked). Raises
+        RedisError if Redis refuses."""
+        started = time.perf_counter()
+        if not self._adopted:  # the partition count, before the first append (see partitions)
+            await partitions.adopt(self.redis, self.keys)
+            self._adopted = True
+        rows = await conn.fetch(repo.UNSENT, self.settings.relay_batch_size)
+        count = len(self.partitions)
+        by_partition = grouped(rows, lambda row: partition_of(row["aggregate_id"], count))
+        # A partition with nothing to send is checked only when nothing waits at all (the
+        # idle poll) or when the relay has no position in it yet (a first run, a heal).
+        due = [
+            (out, by_partition.get(i, []))
+            for i, out in enumerate(self.partitions)
+            if i in by_partition or not rows or not out.state.guard.last_id
+        ]
+        # In parallel: on a cluster the partitions are on different masters.
+        results = await asyncio.gather(*(out.append(part) for out, part in due))
+        sent = 0
+        for (out, part), appended in zip(due, results, strict=True):
+            if not appended.ok:
+                await out.state.heal(conn, appended.last_id)
+            elif part or not out.state.guard.last_id:
+                # With no rows after a heal (or on the first run) the epoch was written; from
+                # now on the stream is compared with how far it went then.
+                await out.state.mark_sent(conn, [row["id"] for row in part], appended.last_id)
+                sent += len(part)
+        self.sent += sent
+        if sent:
             self.batches += 1
-            self.on_batch(len(rows), time.perf_counter() - started)
-        return len(rows)
+            self.on_batch(sent, time.perf_counter() - started)
+        return 0 if any(not ok.ok for ok in results) else sent
+
+    def unsettled(self) -> bool:
+        """A partition has no position yet (a first run, or a loss just healed)."""
+        return any(not out.state.guard.last_id for out in self.partitions)
+
+    @property
+    def resent(self) -> int:
+        return sum(out.state.resent for out in self.partitions)
 
     async def prune(self, conn: asyncpg.Connection) -> int:
         """Delete up to 10,000 rows sent longer ago than the retention; how many."""
@@ -140,7 +179,8 @@ class Relay:
             if not await self._lead(conn, stop):
                 return
             self.active = True
-            await self.state.load(conn)
+            for out in self.partitions:
+                await out.state.load(conn)
             wake = asyncio.Event()
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
             await self._loop(conn, stop, wake, burst)
@@ -187,7 +227,7 @@ class Relay:
                 continue
             self.redis_outage.succeeded()
             backoff = 0.5
-            if sent == self.settings.relay_batch_size or (sent == 0 and not self.state.guard.last_id):
+            if sent == self.settings.relay_batch_size or (sent == 0 and self.unsettled()):
                 continue  # more may be waiting (or a loss was just healed): no pause
             if burst:
                 return
@@ -196,9 +236,10 @@ class Relay:
                 pruned_at = time.monotonic()
             if time.monotonic() - trimmed_at > _TRIM_EVERY_SECONDS:
                 with contextlib.suppress(RedisError, OSError):  # trimming waits for the next round
-                    self.trimmed += await trim(
-                        self.redis, self.stream, self.settings.stream_retention_seconds
-                    )
+                    for out in self.partitions:
+                        self.trimmed += await trim(
+                            self.redis, out.stream, self.settings.stream_retention_seconds
+                        )
                 trimmed_at = time.monotonic()
             await _wait_any(stop, wake, self.settings.relay_poll_seconds)
 

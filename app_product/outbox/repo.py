@@ -32,7 +32,8 @@ UNSENT = (
 # Rows sent in a batch whose last entry got the id $2-$3; the relay's state moves with them.
 MARK_SENT = (
     "WITH state AS (UPDATE relay_state SET last_ms = $2, last_seq = $3 WHERE stream = $4)"
-    " UPDATE outbox SET sent_at = now(), stream_ms = $2, stream_seq = $3 WHERE id = ANY($1::bigint[])"
+    " UPDATE outbox SET sent_at = now(), stream = $4, stream_ms = $2, stream_seq = $3"
+    " WHERE id = ANY($1::bigint[])"
 )
 # The relay's state of a stream, made on first use with a new epoch.
 STATE = (
@@ -41,11 +42,14 @@ STATE = (
     " SELECT epoch::text, last_ms, last_seq FROM made"
     " UNION ALL SELECT epoch::text, last_ms, last_seq FROM relay_state WHERE stream = $1"
 )
-# After a loss: the stream holds entries up to $2-$3. Rows sent in batches that went beyond it
-# become unsent, and the state forgets its last id (the next append writes the epoch afresh).
+# After a loss: the stream $1 holds entries up to $2-$3. Rows sent to it in batches that went
+# beyond that become unsent, and the state forgets its last id (the next append writes the
+# epoch afresh). Rows sent before rows named their stream (NULL) count as sent to every stream:
+# sending one again is harmless, missing one is not.
 HEAL = (
     "WITH state AS (UPDATE relay_state SET last_ms = NULL, last_seq = NULL WHERE stream = $1)"
-    " UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND (stream_ms, stream_seq) > ($2, $3)"
+    " UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND (stream = $1 OR stream IS NULL)"
+    " AND (stream_ms, stream_seq) > ($2, $3)"
 )
 PRUNE = (
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"

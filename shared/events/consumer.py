@@ -66,19 +66,25 @@ class Consumer:
         ready: Callable[[], Awaitable[object]],
         races: tuple[type[BaseException], ...] = (),
         dependency: str = "the database",
+        partition: int = 0,
+        beats: bool = True,
     ) -> None:
+        """One partition's consumer (`shared.events.partitions`); a worker runs one per
+        partition, all under its one name, and only one of them (`beats`) keeps the heartbeat."""
         self.redis = redis
         self.group = group
         self.consumer = name
         self.config = config
-        self.stream = keys.catalog_events()
+        self.partition = partition
+        self.stream = keys.catalog_events(partition)
         self.heartbeat = keys.worker_heartbeat(name)
-        self.errors = keys.event_errors()
+        self.errors = keys.event_errors(partition)
+        self._beats = beats
         self._apply_events = apply
         self.handles = handles
         self._ready = ready
         self._races = races
-        self.dead_letters = DeadLetters(redis, keys, group)
+        self.dead_letters = DeadLetters(redis, keys, group, partition)
         self._reclaimer = Reclaimer(self, keys, self.dead_letters)
         # For metrics and tests: events applied and failed (and by type: the types this consumer
         # handles, anything else counted as "unknown"), backoffs by what was down, batches read
@@ -119,6 +125,9 @@ class Consumer:
         self._group_ready = False
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
+        if not self._beats:
+            await self._loop(stop, burst)
+            return
         done = asyncio.Event()
         beating = asyncio.create_task(self._heartbeat.keep(done))
         try:

@@ -46,11 +46,12 @@ def text(value: Any) -> str:
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, keys: Keys, group: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, group: str, partition: int = 0) -> None:
         self.redis = redis
         self.keys = keys
         self.group = group
-        self.stream = keys.catalog_events()
+        self.partition = partition
+        self.stream = keys.catalog_events(partition)
         self._park = load(redis, __file__, "park_event")
 
     async def park(self, message_id: bytes, owner: str, deliveries: int, min_idle_ms: int) -> Parked:
@@ -59,7 +60,11 @@ class DeadLetters:
         parks it, the other gets NOT_PARKED."""
         text_id = message_id.decode()
         reply: Any = await self._park(
-            keys=[self.stream, self.keys.event_errors(), self.keys.dead_event(text_id)],
+            keys=[
+                self.stream,
+                self.keys.event_errors(self.partition),
+                self.keys.dead_event(text_id, self.partition),
+            ],
             args=[
                 self.group,
                 text_id,
@@ -76,7 +81,7 @@ class DeadLetters:
                 "event %s was trimmed from the stream before it was applied; it is lost but for its"
                 " record (HGETALL %s): %s",
                 text_id,
-                self.keys.dead_event(text_id),
+                self.keys.dead_event(text_id, self.partition),
                 text(reply[1]),
             )
         elif outcome == Parked.PARKED:
@@ -105,7 +110,7 @@ class DeadLetters:
 
     async def record(self, message_id: str) -> dict[str, str]:
         """The dead record of `message_id`: just `{"id": ...}` if it has none."""
-        fields: Any = await self.redis.hgetall(self.keys.dead_event(message_id))
+        fields: Any = await self.redis.hgetall(self.keys.dead_event(message_id, self.partition))
         return {"id": message_id, **{text(k): text(v) for k, v in fields.items()}}
 
     async def show(self, message_id: str) -> dict[str, Any]:
@@ -134,7 +139,7 @@ class DeadLetters:
     async def _drop(self, message_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, message_id)
-            pipe.delete(self.keys.dead_event(message_id))
+            pipe.delete(self.keys.dead_event(message_id, self.partition))
             await pipe.execute()
 
     async def _group_exists(self) -> bool:

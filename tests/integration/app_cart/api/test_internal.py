@@ -66,14 +66,15 @@ async def test_pipeline_health_reports_for_monitoring(cart):
     assert (await cart.get("/internal/health")).status_code == 401
     await cart.post("/internal/events", json=event_body(), headers=SERVICE)
     body = (await cart.get("/internal/health", headers=SERVICE)).json()
+    counts = {"stream_length": 1, "lag": None, "pending": 0, "dead": 0}
+    stream = body["partitions"][0]["stream"]
     assert body == {
         "status": "no live worker",
         "workers": 0,
-        "stream_length": 1,
-        "lag": None,
-        "pending": 0,
-        "dead": 0,
+        **counts,
+        "partitions": [{"partition": 0, "stream": stream, **counts}],  # one, by default
     }
+    assert stream.endswith(":catalog-events")
 
 
 def seed_body(event_type="category.updated", **payload):
