@@ -28,6 +28,7 @@ from app_cart.app import create_app as create_cart_app
 from app_cart.settings import CartSettings
 from app_product.app import create_app as create_catalog_app
 from app_product.settings import CatalogSettings
+from devtools.redis_cluster import RedisCluster, throwaway_redis_cluster
 from devtools.servers import PostgresServer, RedisServer, throwaway_postgres, throwaway_redis
 from shared.config import load_settings
 from shared.events import tracing as event_tracing
@@ -71,6 +72,14 @@ def redis_server() -> Iterator[RedisServer]:
         return
     with throwaway_redis() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of 3 masters and 3 replicas (started when a test first asks for it). A
+    test that kills a node starts a cluster of its own."""
+    with throwaway_redis_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

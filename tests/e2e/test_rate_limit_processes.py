@@ -10,21 +10,23 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def test_four_processes_admit_exactly_the_limit_between_them(redis_server):
+@pytest.fixture(params=["single", "cluster"])
+def redis_mode(request: pytest.FixtureRequest) -> tuple[str, list[str]]:
+    """A Redis URL and the hammer's mode argument: a single server, or the 3+3 cluster."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster").url, ["cluster"]
+    return request.getfixturevalue("redis_server").url, []
+
+
+def test_four_processes_admit_exactly_the_limit_between_them(redis_mode):
     # Enough attempts that the limit outlasts the few milliseconds the processes take to start.
     prefix, limit, attempts = f"t{uuid.uuid4().hex[:8]}", 1000, 600
-    command = [
-        sys.executable,
-        "-m",
-        "tests.support.rate_limit_hammer",
-        redis_server.url,
-        prefix,
-        "user:shared",
-    ]
+    url, mode = redis_mode
+    command = [sys.executable, "-m", "tests.support.rate_limit_hammer", url, prefix, "user:shared"]
     with contextlib.ExitStack() as stack:
         pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
         processes = [
-            stack.enter_context(subprocess.Popen([*command, str(limit), str(attempts)], **pipes))
+            stack.enter_context(subprocess.Popen([*command, str(limit), str(attempts), *mode], **pipes))
             for _ in range(4)
         ]
         # A barrier: every process is connected before any fires.

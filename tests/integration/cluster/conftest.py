@@ -1,5 +1,5 @@
-"""A Redis Cluster (3 masters, 3 replicas) started by the session, and a check on every test here:
-no script or transaction is sent with keys of more than one slot.
+"""A check on every test here (they run on the session's 3+3 cluster, `redis_cluster`): no script or
+transaction is sent with keys of more than one slot.
 
 The cluster refuses such a command (CROSSSLOT), and the cache and the limiter take that for
 Redis failing: they would step aside quietly and a test of them could still pass. The check
@@ -17,14 +17,6 @@ from redis.asyncio.cluster import ClusterPipeline, TransactionStrategy
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 from redis.exceptions import CrossSlotTransactionError
-
-from devtools.redis_cluster import RedisCluster, throwaway_redis_cluster
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
-    with throwaway_redis_cluster() as cluster:
-        yield cluster
 
 
 def _slots(args: tuple[Any, ...]) -> set[int]:
