@@ -15,10 +15,33 @@ the concurrency a process serves. Code that runs on both types uses only what bo
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.config import Settings
+
+
+class ClusterConnection(Connection):
+    """redis-py's connection, but a write on a connection whose transport was torn down under it
+    raises the ConnectionError it is, not an AttributeError or TypeError from inside asyncio's
+    transport (redis-py issue #4287). On a failover redis-py's cluster client disconnects
+    connections that other tasks are about to write to; the leaked error is no RedisError, so it
+    would get past every fallback (it killed a worker in the failover test)."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except (AttributeError, TypeError) as exc:  # packing is done before: only the transport
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError(
+                f"connection to {self.host}:{self.port} closed under a write: {exc!r}"
+            ) from exc
 
 
 def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
@@ -32,6 +55,7 @@ def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
             socket_connect_timeout=settings.redis_connect_timeout,
             health_check_interval=30,
         )
+        _use_connection_class(cluster, ClusterConnection)
         # Typed as Redis for its users: they call only commands both clients have (see above).
         return cluster  # type: ignore[return-value]
     pool = BlockingConnectionPool.from_url(
@@ -43,3 +67,15 @@ def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def _use_connection_class(cluster: RedisCluster, connection_class: type[Connection]) -> None:
+    """RedisCluster fixes its nodes' connection class to Connection (or SSLConnection); nodes it
+    discovers later take theirs from its `connection_kwargs`, the one it made so far from its own
+    attribute. Plain TCP only: TLS keeps redis-py's SSLConnection."""
+    kwargs: dict[str, Any] = cluster.connection_kwargs
+    if kwargs.get("connection_class") is not Connection:
+        return
+    kwargs["connection_class"] = connection_class
+    for node in cluster.startup_nodes:
+        node.connection_class = connection_class

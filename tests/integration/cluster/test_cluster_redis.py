@@ -12,15 +12,18 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from devtools.redis_cluster import RedisCluster
+from shared.config import Settings, load_settings
 from shared.keys import CACHE_SHARDS, Keys
 from shared.ratelimit.limiter import RateLimiter
 from shared.ratelimit.spec import Limit
 from shared.resilience.cache_entries import CacheConfig, ProductData
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.product_cache import ProductCache
+from shared.storage.redis_conn import ClusterConnection, create_redis
 
 
 @pytest.fixture
@@ -159,3 +162,31 @@ async def test_every_node_hears_every_invalidation(clients, keys, redis_cluster)
         for subscription, client in zip(subscriptions, listeners, strict=True):
             await subscription.aclose()
             await client.aclose()
+
+
+async def test_the_services_cluster_client_reports_a_torn_down_write_as_a_connection_error(redis_cluster):
+    """redis-py issue #4287: a write on a connection whose transport was torn down under it
+    raised an AttributeError from asyncio's transport, which no fallback catches."""
+    settings = load_settings(
+        Settings, {"ENV": "test", "REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true"}
+    )
+    client = create_redis(settings)
+    try:
+        await client.ping()
+        nodes = client.get_nodes()  # type: ignore[attr-defined]
+        assert nodes and all(node.connection_class is ClusterConnection for node in nodes)
+        connection = nodes[0].acquire_connection()
+        await connection.connect()
+
+        class TornDown:
+            def writelines(self, data: object) -> None:
+                raise AttributeError("'NoneType' object has no attribute '_add_writer'")
+
+        real, connection._writer = connection._writer, TornDown()
+        with pytest.raises(RedisConnectionError, match="closed under a write"):
+            await connection.send_packed_command(b"PING\r\n", check_health=False)
+        assert not connection.is_connected
+        real.close()  # the socket the stand-in hid from the disconnect
+        await real.wait_closed()
+    finally:
+        await client.aclose()
