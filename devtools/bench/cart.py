@@ -13,19 +13,21 @@ worker each), fills one cart with 20 products, then measures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 import httpx
 from redis import Redis
 
-from devtools.bench.common import SECRET, loaded, start, token
-from devtools.servers import free_port, throwaway_postgres, throwaway_redis
+from devtools.bench.common import SECRET, loaded, running, token
+from devtools.servers import PostgresServer, free_port, throwaway_postgres, throwaway_redis
 from shared.storage.migrations import SQL_ROOT, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,33 +143,54 @@ def measure(
     )
 
 
+class Shop(NamedTuple):
+    catalog: str  # base URLs
+    cart: str
+    cart_pid: int
+
+
+async def databases(pg: PostgresServer) -> tuple[str, str]:
+    """A migrated catalog and cart database; their URLs."""
+    catalog_db, cart_db = pg.url("bench_catalog"), pg.url("bench_cart")
+    await migrate(catalog_db, SQL_ROOT / "catalog")
+    await migrate(cart_db, SQL_ROOT / "cart")
+    return catalog_db, cart_db
+
+
+def shop_env(redis: Mapping[str, str]) -> dict[str, str]:
+    """The services' environment with `redis`'s settings (REDIS_URL and the like)."""
+    return {"ENV": "test", "JWT_SECRET": SECRET, "LOG_LEVEL": "WARNING", **UNLIMITED, **redis}
+
+
+@contextlib.contextmanager
+def shop(env: dict[str, str], catalog_db: str, cart_db: str) -> Iterator[Shop]:
+    """The catalog and the cart as real processes (one uvicorn worker each), the cart reading
+    that catalog; both terminated when the block ends."""
+    python = sys.executable
+    catalog_port, cart_port = free_port(), free_port()
+    catalog = f"http://127.0.0.1:{catalog_port}"
+    cart_env = {**env, "DATABASE_URL": cart_db, "CATALOG_URL": catalog}
+    with (
+        running([python, "-m", "app_product"], {**env, "DATABASE_URL": catalog_db}, catalog_port),
+        running([python, "-m", "app_cart"], cart_env, cart_port) as cart,
+    ):
+        yield Shop(catalog, f"http://127.0.0.1:{cart_port}", cart.pid)
+
+
 def main() -> None:
     with throwaway_postgres() as pg, throwaway_redis() as rd:
-        catalog_db, cart_db = pg.url("bench_catalog"), pg.url("bench_cart")
-        asyncio.run(migrate(catalog_db, SQL_ROOT / "catalog"))
-        asyncio.run(migrate(cart_db, SQL_ROOT / "cart"))
-        env = {"ENV": "test", "JWT_SECRET": SECRET, "REDIS_URL": rd.url, "LOG_LEVEL": "WARNING", **UNLIMITED}
-        ports = {name: free_port() for name in ("catalog", "cart", "baseline")}
-        url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        python, processes = sys.executable, []
-        try:
-            processes.append(
-                start([python, "-m", "app_product"], {**env, "DATABASE_URL": catalog_db}, ports["catalog"])
-            )
-            cart_env = {**env, "DATABASE_URL": cart_db, "CATALOG_URL": url["catalog"]}
-            processes.append(start([python, "-m", "app_cart"], cart_env, ports["cart"]))
+        catalog_db, cart_db = asyncio.run(databases(pg))
+        env = shop_env({"REDIS_URL": rd.url})
+        with shop(env, catalog_db, cart_db) as services:
             shopper = token("bench-shopper")
-            ids = fill_cart(url["catalog"], url["cart"], shopper)
+            ids = fill_cart(services.catalog, services.cart, shopper)
             # The baseline reads the same cached products, so it parses the same 20 values.
             baseline_env = {**env, "DATABASE_URL": cart_db, "BENCH_PRODUCT_IDS": ",".join(map(str, ids))}
-            baseline_app = [python, "-m", "devtools.bench.baseline_app", str(ports["baseline"])]
-            processes.append(start(baseline_app, baseline_env, ports["baseline"]))
-            pids = (processes[1].pid, processes[2].pid)
-            measure(shopper, url["cart"], url["baseline"], pids, cart_db, rd.url)
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=20)
+            port = free_port()
+            baseline_app = [sys.executable, "-m", "devtools.bench.baseline_app", str(port)]
+            with running(baseline_app, baseline_env, port) as baseline:
+                pids = (services.cart_pid, baseline.pid)
+                measure(shopper, services.cart, f"http://127.0.0.1:{port}", pids, cart_db, rd.url)
 
 
 if __name__ == "__main__":

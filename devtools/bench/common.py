@@ -1,16 +1,18 @@
-"""What the benchmark scripts share: the JWT secret of the services they start, those
-services' environment (test mode, quiet logs, keys under a prefix of the benchmark's own),
-starting a service and loading it with wrk (throughput and the server's CPU per request), and
-the raw pipelined XADD the event benchmarks compare against."""
+"""What the benchmark scripts share: the phases named on their command line, the JWT secret of
+the services they start, those services' environment (test mode, quiet logs, keys under a
+prefix of the benchmark's own), starting a service (for the length of a block) and loading it
+with wrk (throughput and the server's CPU per request), and the raw pipelined XADD the event
+benchmarks compare against."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,17 @@ import jwt
 from redis.asyncio import Redis
 
 SECRET = "bench-secret-0123456789abcdef-0123456789"
+
+
+def chosen_phases(doc: str | None, phases: Sequence[str]) -> Sequence[str]:
+    """The phases named on the command line (all of `phases` if none), for a benchmark whose
+    module docstring `doc` describes it."""
+    parser = argparse.ArgumentParser(description=(doc or "").partition("\n")[0])
+    parser.add_argument("phases", nargs="*", help=f"of {', '.join(phases)} (default: all)")
+    chosen: list[str] = parser.parse_args().phases
+    if set(chosen) - set(phases):  # not `choices`: argparse checks an empty `*` list against them
+        parser.error(f"phases are {', '.join(phases)}")
+    return chosen or phases
 
 
 def service_env(database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
@@ -63,7 +76,20 @@ def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
             return process
         except httpx.TransportError:
             time.sleep(0.1)  # polling a process that is starting
+    process.terminate()  # not left running behind the error
+    process.wait(timeout=20)
     raise RuntimeError(f"{args} did not start")
+
+
+@contextlib.contextmanager
+def running(args: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`start`, and terminate the process when the block ends."""
+    process = start(args, env, port)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def cpu_seconds(pid: int) -> float:
