@@ -35,6 +35,18 @@ from shared.events import tracing as event_tracing
 from shared.storage.migrations import SQL_ROOT, migrate
 from shared.telemetry import tracing
 from tests.support.env import as_user, make_token, service_env
+from tests.support.redis_mode import CLUSTER
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In cluster mode, tests of what only a single server does (stopping it, watching its
+    commands with MONITOR) are skipped; `single_redis` marks them."""
+    if not CLUSTER:
+        return
+    skip = pytest.mark.skip(reason="needs a single Redis server (STOREFRONT_TEST_REDIS=cluster)")
+    for item in items:
+        if item.get_closest_marker("single_redis"):
+            item.add_marker(skip)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -66,7 +78,12 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """The suite's Redis: a server of its own, or in cluster mode (tests.support.redis_mode) the
+    session's cluster, which tests reach through its `url` as well."""
+    if CLUSTER:
+        yield request.getfixturevalue("redis_cluster")
+        return
     if port := os.environ.get(SHARED_REDIS_PORT):
         yield RedisServer(Path(os.devnull), int(port))
         return

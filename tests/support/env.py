@@ -9,6 +9,8 @@ from typing import Any
 
 import jwt
 
+from tests.support.redis_mode import mode_env
+
 TEST_JWT_SECRET = "storefront-tests-secret-0123456789abcdef"
 
 
@@ -24,6 +26,7 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
         # Tests share users and IPs across hundreds of requests: limits far above that, so
         # every request still goes through the limiter without being refused.
         **{f"RATE_LIMIT_{group}": "100000/60" for group in ("READS", "WRITES", "ADMIN", "INTERNAL")},
+        **mode_env(),  # REDIS_CLUSTER when the suite runs on the cluster
         **extra,
     }
 
