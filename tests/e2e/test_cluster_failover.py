@@ -14,18 +14,18 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 
 from devtools.redis_cluster import throwaway_redis_cluster
 from devtools.servers import free_port
-from shared.keys import CART_GROUP, Keys
+from shared.keys import Keys
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.e2e.test_chaos import (
     FAST,
     Tally,
     mismatches,
+    pipeline_settled,
     read_forever,
     seed_carts,
     seed_catalog,
@@ -43,26 +43,9 @@ CONVERGE_SECONDS = 45.0
 
 
 async def unsettled(catalog_db: str, url: str, keys: Keys) -> list[str]:
-    """What is not done yet: unsent outbox rows, events pending or dead on any partition."""
-    problems = []
-    conn = await asyncpg.connect(catalog_db)
-    try:
-        if unsent := await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            problems.append(f"{unsent} outbox rows unsent")
-    finally:
-        await conn.close()
     async with ClusterClient.from_url(url) as redis:
-        for partition in range(PARTITIONS):
-            stream = keys.catalog_events(partition)
-            if not await redis.exists(stream):
-                problems.append(f"partition {partition}: no stream yet")
-                continue
-            summary = await redis.xpending(stream, CART_GROUP)
-            for consumer in summary.get("consumers", []):
-                problems.append(
-                    f"partition {partition}: {consumer['pending']} at {consumer['name'].decode()}"
-                )
-    return problems
+        streams = [keys.catalog_events(i) for i in range(PARTITIONS)]
+        return await pipeline_settled(catalog_db, redis, streams)  # type: ignore[arg-type]
 
 
 async def test_a_master_killed_under_load_loses_nothing(postgres, tmp_path: Path):
