@@ -26,7 +26,7 @@ from shared.config import load_settings
 from shared.events import partitions
 from shared.events.status import pipeline_status
 from shared.http.versioning import ExpectedVersion
-from shared.keys import CART_GROUP, keys_for
+from shared.keys import CART_GROUP, Keys, keys_for
 from shared.storage.migrations import SQL_ROOT, migrate
 from shared.storage.postgres import create_database
 from shared.storage.redis_conn import create_redis
@@ -150,3 +150,43 @@ async def test_the_partition_count_changes_only_once_the_old_partitions_are_drai
     await two.relay()  # adopts 2 and sends the new events on it
     assert await partitions.in_force(pipeline.redis, keys) == 2
     assert await two.work() == 6
+
+
+async def park_one(redis: Redis, keys: Keys, partition: int, event_type: str) -> str:
+    """An entry appended to `partition`, read by a worker `w`, then parked as dead; its id."""
+    from shared.events.dead_letters import DeadLetters
+
+    stream = keys.catalog_events(partition)
+    await redis.xgroup_create(stream, CART_GROUP, id="0", mkstream=True)
+    message_id = (await redis.xadd(stream, {"type": event_type, "event": "{}"})).decode()
+    await redis.xreadgroup(CART_GROUP, "w", {stream: ">"})
+    dead = DeadLetters(redis, keys, CART_GROUP, partition)
+    assert await dead.park(message_id.encode(), "w", deliveries=5, min_idle_ms=0)
+    return message_id
+
+
+async def test_the_operators_tool_goes_over_every_partition(pipeline, redis_cluster, monkeypatch, capsys):
+    from shared.events.cli import main
+
+    keys, redis = keys_for(pipeline.cart), pipeline.redis
+    first = await park_one(redis, keys, 0, "product.updated")
+    last = await park_one(redis, keys, 2, "product.deleted")
+    for name, value in {
+        "ENV": "test",
+        "REDIS_URL": redis_cluster.url,
+        "REDIS_CLUSTER": "true",
+        "STREAM_PARTITIONS": "3",
+        "REDIS_KEY_PREFIX": keys.prefix,
+    }.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["dead"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in listed] == [["partition=0", first], ["partition=2", last]]
+    assert await asyncio.to_thread(main, ["show", last]) == 0
+    assert "product.deleted" in capsys.readouterr().out  # found in partition 2 without being told
+    assert await asyncio.to_thread(main, ["show", last, "--partition", "7"]) == 1  # no such one
+    assert await asyncio.to_thread(main, ["replay", "--all"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    health = await pipeline_status(redis, keys, CART_GROUP)
+    assert health.dead == 0 and [p.stream_length for p in health.partitions] == [2, 0, 2]
