@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     urls = [os.environ.get(name) for name in ("CATALOG_DATABASE_URL", "CART_DATABASE_URL", "REDIS_URL")]
     if all(urls):
         prefix = os.environ.get("REDIS_KEY_PREFIX", "storefront")
-        failures += asyncio.run(checks.run(urls[0], urls[1], urls[2], prefix))  # type: ignore[arg-type]
+        cluster = os.environ.get("REDIS_CLUSTER", "false").lower() in ("1", "true", "yes", "on")
+        partitions = int(os.environ.get("STREAM_PARTITIONS", "1"))
+        checking = checks.run(urls[0], urls[1], urls[2], prefix, cluster=cluster, partitions=partitions)  # type: ignore[arg-type]
+        failures += asyncio.run(checking)
         held = "no 5xx; every event applied; snapshots equal the catalog; promo uses = carts holding them"
         text += "\nchecks: " + ("; ".join(failures) if failures else held)
     else:

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from app_cart.domain.availability import is_available
 from app_cart.worker.handlers import ProductState
-from shared.events.status import StreamStatus
+from shared.events.status import pipeline_status
 from shared.keys import CART_GROUP, Keys
 
 Check = Callable[[], Awaitable[list[str]]]
@@ -48,17 +49,25 @@ _PRODUCTS = f"SELECT {', '.join(ProductState.__struct_fields__)}, version FROM p
 
 
 async def run(
-    catalog_url: str, cart_url: str, redis_url: str, prefix: str, seconds: float = 120
+    catalog_url: str,
+    cart_url: str,
+    redis_url: str,
+    prefix: str,
+    seconds: float = 120,
+    *,
+    cluster: bool = False,
+    partitions: int = 1,
 ) -> list[str]:
-    """Every broken invariant, as a line each (empty: all hold)."""
+    """Every broken invariant, as a line each (empty: all hold). `cluster` and `partitions`: the
+    system's REDIS_CLUSTER and STREAM_PARTITIONS."""
     catalog, cart = await asyncpg.connect(catalog_url), await asyncpg.connect(cart_url)
-    redis = Redis.from_url(redis_url)
+    redis: Redis = RedisCluster.from_url(redis_url) if cluster else Redis.from_url(redis_url)  # type: ignore[assignment]
+    keys = Keys(prefix, cluster=cluster, partitions=partitions)
     try:
-        status = StreamStatus(redis, Keys(prefix), CART_GROUP)
 
         async def events() -> list[str]:
             unsent = await catalog.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            found = await status.summary()
+            found = await pipeline_status(redis, keys, CART_GROUP)  # every partition
             problems = [f"{unsent} outbox events unsent"] if unsent else []
             if found.pending or found.lag:
                 problems.append(f"{found.pending} events pending, lag {found.lag}")
