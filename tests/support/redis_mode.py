@@ -22,6 +22,11 @@ def test_keys(prefix: str, partitions: int = 1) -> Keys:
     return Keys(prefix, cluster=CLUSTER, partitions=partitions)
 
 
+# Not a test, although its name says so: a test module that imports it would have pytest
+# collect it (and fail it, for want of a `prefix` fixture).
+test_keys.__test__ = False  # type: ignore[attr-defined]
+
+
 def client(url: str, **options: Any) -> Redis:
     """A client of the suite's Redis: a cluster client in cluster mode."""
     if CLUSTER:

@@ -7,6 +7,7 @@ import asyncpg
 
 from devtools.loadtest import checks
 from shared.storage.migrations import SQL_ROOT, migrate
+from tests.support.redis_mode import CLUSTER
 
 
 async def test_an_item_whose_snapshot_differs_from_the_catalog_is_reported(postgres, redis_server):
@@ -30,7 +31,9 @@ async def test_an_item_whose_snapshot_differs_from_the_catalog_is_reported(postg
         prefix = f"t{uuid.uuid4().hex[:8]}"  # a stream of no one's: nothing pending, nothing dead
 
         async def run() -> list[str]:
-            return await checks.run(catalog_url, cart_url, redis_server.url, prefix, seconds=0)
+            return await checks.run(
+                catalog_url, cart_url, redis_server.url, prefix, seconds=0, cluster=CLUSTER
+            )
 
         assert await run() == []
 

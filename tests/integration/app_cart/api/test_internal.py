@@ -3,11 +3,9 @@
 import uuid
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-
 from shared.events.envelope import decode
-from shared.keys import Keys
 from tests.support.env import as_user, make_token
+from tests.support.redis_mode import client, test_keys
 
 SERVICE = {"Authorization": f"Bearer {make_token('catalog-service', roles=('service',))}"}
 
@@ -43,8 +41,8 @@ async def test_a_posted_event_is_appended_to_the_stream(cart, cart_env, redis_se
     body = event_body()
     response = await cart.post("/internal/events", json=body, headers=SERVICE)
     assert response.status_code == 202 and response.json()["accepted"] == body["id"]
-    stream = Keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events()
-    async with Redis.from_url(redis_server.url) as redis:
+    stream = test_keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events()
+    async with client(redis_server.url) as redis:
         [(_, fields)] = await redis.xrange(stream)
     assert (fields[b"type"], fields[b"version"], fields[b"event_id"]) == (
         b"product.updated",
@@ -58,11 +56,11 @@ async def test_bad_events_are_refused_and_append_nothing(cart, cart_env, redis_s
     for bad in (event_body(version="seven"), event_body(id="not-a-uuid"), {"type": "product.updated"}):
         response = await cart.post("/internal/events", json=bad, headers=SERVICE)
         assert response.status_code == 422, bad
-    async with Redis.from_url(redis_server.url) as redis:
-        assert await redis.xlen(Keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events()) == 0
+    async with client(redis_server.url) as redis:
+        assert await redis.xlen(test_keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events()) == 0
 
 
-async def test_pipeline_health_reports_for_monitoring(cart):
+async def test_pipeline_health_reports_for_monitoring(cart, cart_env):
     assert (await cart.get("/internal/health")).status_code == 401
     await cart.post("/internal/events", json=event_body(), headers=SERVICE)
     body = (await cart.get("/internal/health", headers=SERVICE)).json()
@@ -74,7 +72,7 @@ async def test_pipeline_health_reports_for_monitoring(cart):
         **counts,
         "partitions": [{"partition": 0, "stream": stream, **counts}],  # one, by default
     }
-    assert stream.endswith(":catalog-events")
+    assert stream == test_keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events()
 
 
 def seed_body(event_type="category.updated", **payload):
@@ -87,9 +85,10 @@ def seed_body(event_type="category.updated", **payload):
 
 
 async def stream_entries(cart_env, redis_server) -> list[dict]:
-    async with Redis.from_url(redis_server.url) as redis:
+    async with client(redis_server.url) as redis:
         return [
-            fields for _, fields in await redis.xrange(Keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events())
+            fields
+            for _, fields in await redis.xrange(test_keys(cart_env["REDIS_KEY_PREFIX"]).catalog_events())
         ]
 
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from app_cart.adapters.catalog_client import catalog_client
 from app_cart.api.schemas import incoming_event
@@ -21,11 +20,12 @@ from shared.config import load_settings
 from shared.events.dead_letters import DeadLetters
 from shared.events.envelope import encode, stream_fields
 from shared.events.publish import StreamAppender
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP, keys_for
 from shared.storage.migrations import SQL_ROOT, migrate
 from shared.storage.postgres import create_database
 from tests.support.env import make_token, service_env
 from tests.support.processes import running_catalog
+from tests.support.redis_mode import client as redis_client
 from tests.support.waits import until
 
 ITEMS = (
@@ -64,7 +64,7 @@ async def shop(postgres, redis_server):
         catalog_settings = load_settings(
             CatalogSettings, service_env(catalog_db, redis_server.url, REDIS_KEY_PREFIX=prefix)
         )
-        db, redis = create_database(settings), Redis.from_url(redis_server.url)
+        db, redis = create_database(settings), redis_client(redis_server.url)
         await db.connect()
         client = catalog_client(settings, redis)
         async with httpx.AsyncClient(base_url=catalog_url, headers=ADMIN) as http:
@@ -93,7 +93,7 @@ async def shop(postgres, redis_server):
                 catalog_http = http
                 catalog = client
                 cart_db = db
-                keys = Keys(prefix)
+                keys = keys_for(settings)
                 worker = cart_worker(settings, db, redis, "seed-worker", client)
                 category_id = category["id"]
                 other_category_id = shirts["id"]

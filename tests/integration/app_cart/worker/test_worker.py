@@ -25,11 +25,12 @@ from shared.config import load_settings
 from shared.events.envelope import encode, new_event, stream_fields
 from shared.http.versioning import ExpectedVersion
 from shared.keys import CART_GROUP as GROUP
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.storage.migrations import SQL_ROOT, migrate
 from shared.storage.postgres import create_database
 from shared.storage.redis_conn import create_redis
 from tests.support.env import service_env
+from tests.support.redis_mode import CLUSTER, mode_env
 from tests.support.waits import until
 
 
@@ -53,7 +54,7 @@ async def system(postgres, redis_server):
     client = catalog_client(cart_settings, redis)
 
     class System:
-        keys = Keys(prefix)
+        keys = keys_for(cart_settings)
         db = cart_db
         settings = cart_settings
         product_client = client
@@ -421,18 +422,22 @@ async def test_events_failing_after_a_thousand_parked_ones_are_still_retried(sys
         return len(await redis.xpending_range(stream, GROUP, "-", "+", 10, "gone", idle=idle)) == 3
 
     await until(due)
-    pages_before = await xpending_calls(redis)
+    pages_before = await xpending_calls(redis, stream)
     assert await worker.reclaim() == 3  # all of them, over two pages, in one reclaim
     # Two pages, and a holder check per claim (claim_pending.lua): not 500 pages of dead ones.
-    assert await xpending_calls(redis) - pages_before < 20
+    assert await xpending_calls(redis, stream) - pages_before < 20
     versions = [(await system.cart_item(pid))["product_version"] for pid in (51, 52, 53)]
     assert versions == [2, 2, 2]
     assert (await redis.xpending(stream, GROUP))["pending"] == 1001  # only the parked ones
 
 
-async def xpending_calls(redis) -> int:
-    """XPENDING calls the server has answered so far (it is this test's alone while it runs)."""
-    stats = await redis.info("commandstats")
+async def xpending_calls(redis, stream: str) -> int:
+    """XPENDING calls the server has answered so far (it is this test's alone while it runs); on
+    a cluster, the master that holds `stream` (where every XPENDING of the stream goes)."""
+    if CLUSTER:
+        stats = await redis.info("commandstats", target_nodes=redis.get_node_from_key(stream))
+    else:
+        stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_xpending", {}).get("calls", 0))
 
 
@@ -517,6 +522,8 @@ async def test_discard_needs_a_confirmation_and_then_drops_the_dead_event(system
     monkeypatch.setenv("ENV", "test")
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.setenv("REDIS_KEY_PREFIX", system.keys.prefix)
+    for name, value in mode_env().items():  # REDIS_CLUSTER, as the services have it
+        monkeypatch.setenv(name, value)
     redis, dead_key = system.worker.redis, system.keys.dead_event(dead_id)
     assert await asyncio.to_thread(main, ["discard", dead_id]) == 1  # refused without --yes
     assert (

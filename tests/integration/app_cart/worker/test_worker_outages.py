@@ -16,11 +16,12 @@ from app_cart.worker.run import cart_worker
 from devtools.servers import throwaway_postgres, throwaway_redis
 from shared.config import load_settings
 from shared.events.envelope import encode, new_event, stream_fields
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP, keys_for
 from shared.storage.migrations import SQL_ROOT, migrate
 from shared.storage.postgres import create_database
 from tests.support.env import service_env
 from tests.support.processes import a_cart_holding
+from tests.support.redis_mode import client
 from tests.support.waits import until
 
 
@@ -32,20 +33,26 @@ def priced(product_id: int, version: int, price: str) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(database_url: str, redis_url: str):
+async def running_worker(database_url: str, redis_url: str, **extra: str):
     settings = load_settings(
         CartSettings,
         service_env(
-            database_url, redis_url, REDIS_KEY_PREFIX=f"t{uuid.uuid4().hex[:8]}", WORKER_BLOCK_SECONDS="0.2"
+            database_url,
+            redis_url,
+            REDIS_KEY_PREFIX=f"t{uuid.uuid4().hex[:8]}",
+            WORKER_BLOCK_SECONDS="0.2",
+            **extra,
         ),
     )
-    db, redis, stop = create_database(settings), Redis.from_url(redis_url), asyncio.Event()
+    # The suite's Redis through the mode's client; a test's own single server directly.
+    redis = client(redis_url) if settings.redis_cluster else Redis.from_url(redis_url)
+    db, stop = create_database(settings), asyncio.Event()
     await db.connect()
     catalog = catalog_client(settings, redis)
     worker = cart_worker(settings, db, redis, "outage-test", catalog)
     task = asyncio.create_task(worker.run(stop))
     try:
-        yield worker, Keys(settings.redis_key_prefix).catalog_events()
+        yield worker, keys_for(settings).catalog_events()
     finally:
         stop.set()
         await task
@@ -100,7 +107,8 @@ async def test_redis_back_without_the_stream_recreates_the_group(fresh_db_url):
     await migrate(fresh_db_url, SQL_ROOT / "cart")
     await a_cart_holding(fresh_db_url, [8])
     with throwaway_redis() as redis:
-        async with running_worker(fresh_db_url, redis.url) as (worker, stream):
+        # A single server of its own, whatever the suite's mode: that is what loses its data.
+        async with running_worker(fresh_db_url, redis.url, REDIS_CLUSTER="false") as (worker, stream):
             await worker.redis.xadd(stream, priced(8, 2, "2.00"))
             await until(lambda: _is(price_of(fresh_db_url, 8), "2.00"))
             redis.lose_data()  # stream, group and pending list gone (NOGROUP on the next read)

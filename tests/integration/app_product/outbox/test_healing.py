@@ -19,14 +19,15 @@ from app_product.outbox.relay import Relay
 from app_product.settings import CatalogSettings
 from devtools.servers import throwaway_redis
 from shared.config import load_settings
-from shared.keys import Keys
+from shared.keys import keys_for
 from tests.support.env import service_env
 from tests.support.waits import until
 
 
 @pytest.fixture
 def own_redis():
-    """A Redis of this test's own: it loses its data."""
+    """A Redis of this test's own: it loses its data. A single server in either mode of the suite:
+    the relay is told so (`own_settings`)."""
     with throwaway_redis() as server:
         yield server
 
@@ -65,14 +66,21 @@ async def outbox_event_ids(database_url: str) -> list[str]:
         await conn.close()
 
 
-def settings_for(database_url: str, redis_url: str) -> CatalogSettings:
-    return load_settings(CatalogSettings, service_env(database_url, redis_url, RELAY_POLL_SECONDS="0.1"))
+def settings_for(database_url: str, redis_url: str, **extra: str) -> CatalogSettings:
+    return load_settings(
+        CatalogSettings, service_env(database_url, redis_url, RELAY_POLL_SECONDS="0.1", **extra)
+    )
+
+
+def own_settings(database_url: str, redis_url: str) -> CatalogSettings:
+    """The relay's settings for a single Redis of the test's own (not the suite's cluster)."""
+    return settings_for(database_url, redis_url, REDIS_CLUSTER="false")
 
 
 async def test_redis_back_empty_gets_every_event_again(catalog_db, own_redis, caplog):
     caplog.set_level(logging.WARNING, logger="app_product.relay")
-    settings = settings_for(catalog_db, own_redis.url)
-    stream = Keys(settings.redis_key_prefix).catalog_events()
+    settings = own_settings(catalog_db, own_redis.url)
+    stream = keys_for(settings).catalog_events()
     await create_products(settings, 5)
     expected = await outbox_event_ids(catalog_db)
     async with running_relay(settings, own_redis.url) as relay:
@@ -89,8 +97,8 @@ async def test_redis_back_empty_gets_every_event_again(catalog_db, own_redis, ca
 
 async def test_a_replica_that_lagged_gets_what_it_missed(catalog_db, own_redis):
     """The stream still exists, epoch and all, but ends before the last entries sent."""
-    settings = settings_for(catalog_db, own_redis.url)
-    stream = Keys(settings.redis_key_prefix).catalog_events()
+    settings = own_settings(catalog_db, own_redis.url)
+    stream = keys_for(settings).catalog_events()
     await create_products(settings, 3)
     async with running_relay(settings, own_redis.url) as relay:
         await until(lambda: _equal(stream_event_ids(own_redis.url, stream), outbox_event_ids(catalog_db)))
@@ -112,8 +120,8 @@ async def test_a_replica_that_lagged_gets_what_it_missed(catalog_db, own_redis):
 async def test_an_entry_appended_by_someone_else_after_the_loss_does_not_hide_it(catalog_db, own_redis):
     """Redis comes back empty and another producer appends first (POST /internal/events): the
     stream's last id is then newer than the relay's, but the epoch it wrote is gone."""
-    settings = settings_for(catalog_db, own_redis.url)
-    stream = Keys(settings.redis_key_prefix).catalog_events()
+    settings = own_settings(catalog_db, own_redis.url)
+    stream = keys_for(settings).catalog_events()
     await create_products(settings, 3)
     expected = await outbox_event_ids(catalog_db)
     relay = Relay(settings, Redis.from_url(own_redis.url))
@@ -134,8 +142,8 @@ async def test_a_relay_started_after_a_heal_sends_what_it_marked_without_a_secon
     the relay's state forget its last id, so the next relay sends the marked rows as they are,
     without taking the loss for a new one."""
     caplog.set_level(logging.WARNING, logger="app_product.relay")
-    settings = settings_for(catalog_db, own_redis.url)
-    stream = Keys(settings.redis_key_prefix).catalog_events()
+    settings = own_settings(catalog_db, own_redis.url)
+    stream = keys_for(settings).catalog_events()
     await create_products(settings, 3)
     expected = await outbox_event_ids(catalog_db)
     first = Relay(settings, Redis.from_url(own_redis.url))

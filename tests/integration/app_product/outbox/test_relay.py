@@ -16,6 +16,7 @@ import anyio
 import asyncpg
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from app_product.app import open_catalog
@@ -30,10 +31,11 @@ from shared.config import load_settings
 from shared.events import publish as appender_module
 from shared.events.envelope import decode
 from shared.http.versioning import ExpectedVersion
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.storage.lua import load
 from tests.support.env import service_env
 from tests.support.processes import wait_until
+from tests.support.redis_mode import CLUSTER, client, test_keys
 from tests.support.waits import until
 
 
@@ -41,9 +43,15 @@ def settings_for(database_url: str, redis_url: str, **extra: str) -> CatalogSett
     return load_settings(CatalogSettings, service_env(database_url, redis_url, **extra))
 
 
+def connect(redis_url: str, settings: CatalogSettings) -> Redis:
+    """A client of the Redis `settings` name: the suite's through the mode's client, a test's own
+    single server (REDIS_CLUSTER=false) directly."""
+    return client(redis_url) if settings.redis_cluster else Redis.from_url(redis_url)
+
+
 async def stream_events(redis_url: str, settings: CatalogSettings):
-    async with Redis.from_url(redis_url) as redis:
-        entries = await redis.xrange(Keys(settings.redis_key_prefix).catalog_events())
+    async with connect(redis_url, settings) as redis:
+        entries = await redis.xrange(keys_for(settings).catalog_events())
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
@@ -74,7 +82,7 @@ async def make_changes(settings: CatalogSettings) -> None:
 async def test_events_reach_the_stream_in_order_readable_and_marked_sent(catalog_db, redis_server):
     settings = settings_for(catalog_db, redis_server.url)
     await make_changes(settings)
-    relay = Relay(settings, Redis.from_url(redis_server.url))
+    relay = Relay(settings, client(redis_server.url))
     await relay.run(asyncio.Event(), burst=True)
     await relay.redis.aclose()
     entries = await stream_events(redis_server.url, settings)
@@ -102,7 +110,7 @@ async def test_a_row_committing_late_is_still_sent(catalog_db, redis_server):
             uuid.uuid4(),
         )
         await make_changes(settings)
-        relay = Relay(settings, Redis.from_url(redis_server.url))
+        relay = Relay(settings, client(redis_server.url))
         await relay.run(asyncio.Event(), burst=True)
         assert relay.sent == 3
         await transaction.commit()
@@ -118,7 +126,8 @@ async def test_a_row_committing_late_is_still_sent(catalog_db, redis_server):
 async def test_redis_down_loses_nothing_and_is_reported_once(catalog_db, caplog):
     caplog.set_level(logging.WARNING, logger="app_product.relay")
     with throwaway_redis() as server:
-        settings = settings_for(catalog_db, server.url, RELAY_POLL_SECONDS="0.1")
+        # A single server of its own, whatever the suite's mode: that is what goes down.
+        settings = settings_for(catalog_db, server.url, RELAY_POLL_SECONDS="0.1", REDIS_CLUSTER="false")
         relay = Relay(settings, Redis.from_url(server.url, socket_connect_timeout=0.2, socket_timeout=0.2))
         stop = asyncio.Event()
         server.stop()
@@ -142,7 +151,7 @@ async def test_redis_down_loses_nothing_and_is_reported_once(catalog_db, caplog)
 async def test_resend_sends_again_what_was_sent_since_a_time(catalog_db, redis_server):
     settings = settings_for(catalog_db, redis_server.url)
     await make_changes(settings)
-    relay = Relay(settings, Redis.from_url(redis_server.url))
+    relay = Relay(settings, client(redis_server.url))
     await relay.run(asyncio.Event(), burst=True)
     assert await resend(settings, datetime.now(UTC) - timedelta(minutes=5)) == 3
     await relay.run(asyncio.Event(), burst=True)
@@ -160,7 +169,7 @@ async def test_prune_removes_only_rows_sent_before_the_retention(catalog_db, red
             "UPDATE outbox SET sent_at = now() - interval '100 hours' WHERE event_type LIKE 'category.%'"
         )
         await conn.execute("UPDATE outbox SET sent_at = now() WHERE event_type LIKE 'product.%'")
-        assert await Relay(settings, Redis.from_url(redis_server.url)).prune(conn) == 1
+        assert await Relay(settings, client(redis_server.url)).prune(conn) == 1
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
     finally:
         await conn.close()
@@ -203,10 +212,11 @@ def test_one_relay_is_active_and_a_standby_takes_over(catalog_db, redis_server, 
 
 async def test_a_malformed_append_appends_nothing(redis_server):
     """The batch script checks its arguments before its first XADD: no half batch."""
-    stream = f"t{uuid.uuid4().hex[:8]}:catalog-events"
-    async with Redis.from_url(redis_server.url) as redis:
+    keys = test_keys(f"t{uuid.uuid4().hex[:8]}")
+    stream = keys.catalog_events()
+    async with client(redis_server.url) as redis:
         append = load(redis, appender_module.__file__, "stream_append")
-        keys = [stream, f"{stream}:epoch"]
+        keys = [stream, keys.stream_epoch()]
         [ok, _] = await append(keys=keys, args=["", "", 2, "type", "event", "a", "1", "b", "2"])
         assert ok == 1
         with pytest.raises(ResponseError, match="n values per entry"):
@@ -263,8 +273,8 @@ async def equals(value, expected) -> bool:
 
 
 async def stream_length(redis_url: str, settings: CatalogSettings) -> int:
-    async with Redis.from_url(redis_url) as redis:
-        return int(await redis.xlen(Keys(settings.redis_key_prefix).catalog_events()))
+    async with connect(redis_url, settings) as redis:
+        return int(await redis.xlen(keys_for(settings).catalog_events()))
 
 
 async def test_a_backlog_larger_than_a_batch_is_sent_without_pausing_between_batches(
@@ -272,7 +282,7 @@ async def test_a_backlog_larger_than_a_batch_is_sent_without_pausing_between_bat
 ):
     settings = settings_for(catalog_db, redis_server.url, RELAY_BATCH_SIZE="2", RELAY_POLL_SECONDS=LONG_POLL)
     await insert_unsent(catalog_db, 7)  # four batches: 2, 2, 2, 1
-    async with relay_running(Relay(settings, Redis.from_url(redis_server.url))):
+    async with relay_running(Relay(settings, client(redis_server.url))):
         # A relay that paused after a full batch would wait a whole poll (30 s) before the next.
         await until(lambda: equals(stream_length(redis_server.url, settings), 7), seconds=DEADLINE)
         await until(lambda: equals(unsent(catalog_db), 0), seconds=DEADLINE)
@@ -300,7 +310,7 @@ async def test_a_standby_relay_stops_when_told_without_sending(catalog_db, redis
     holder = await asyncpg.connect(catalog_db)  # another relay, as far as this one can tell
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
-        relay = Relay(settings, Redis.from_url(redis_server.url))
+        relay = Relay(settings, client(redis_server.url))
         stop = asyncio.Event()
         standby = asyncio.create_task(relay.run(stop))
         try:
@@ -347,12 +357,12 @@ async def test_a_running_relay_prunes_old_rows_and_trims_what_every_group_acknow
     settings = settings_for(
         catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL, STREAM_RETENTION_SECONDS="0"
     )
-    stream = Keys(settings.redis_key_prefix).catalog_events()
+    stream = keys_for(settings).catalog_events()
     await make_changes(settings)
-    sender = Relay(settings, Redis.from_url(redis_server.url))
+    sender = Relay(settings, client(redis_server.url))
     await sender.run(asyncio.Event(), burst=True)  # a burst neither prunes nor trims
     await sender.redis.aclose()
-    async with Redis.from_url(redis_server.url) as redis:
+    async with client(redis_server.url) as redis:
         # A consumer group that has read and acknowledged every entry.
         await redis.xgroup_create(stream, "readers", id="0")
         [[_, read]] = await redis.xreadgroup("readers", "reader-1", {stream: ">"})
@@ -369,7 +379,7 @@ async def test_a_running_relay_prunes_old_rows_and_trims_what_every_group_acknow
         ]
     finally:
         await conn.close()
-    async with relay_running(Relay(settings, Redis.from_url(redis_server.url))):
+    async with relay_running(Relay(settings, client(redis_server.url))):
         # Both happen on the relay's first idle round, long before its next poll.
         await until(lambda: equals(outbox_ids(catalog_db), sorted(recent)), seconds=DEADLINE)
         await until(lambda: equals(stream_length(redis_server.url, settings), 0), seconds=DEADLINE)
@@ -390,7 +400,7 @@ async def test_the_relay_is_woken_when_a_change_commits(catalog_db, redis_server
 
     monkeypatch.setattr(relay_module, "_wait_any", idling)
     async with (
-        relay_running(Relay(settings, Redis.from_url(redis_server.url))),
+        relay_running(Relay(settings, client(redis_server.url))),
         open_catalog(settings) as catalog,
     ):
         # Idle, listening, and 30 s from its next poll: a change committed from now on is sent
@@ -414,7 +424,7 @@ async def test_the_relay_is_woken_when_a_change_commits(catalog_db, redis_server
 
 async def test_the_relay_counts_the_events_and_batches_it_sends(catalog_db, redis_server):
     settings = settings_for(catalog_db, redis_server.url, RELAY_BATCH_SIZE="2")
-    relay = Relay(settings, Redis.from_url(redis_server.url))
+    relay = Relay(settings, client(redis_server.url))
     batches: list[tuple[int, float]] = []
     relay.on_batch = lambda size, seconds: batches.append((size, seconds))  # as the metrics do
     started = time.perf_counter()
@@ -434,8 +444,8 @@ async def test_a_standby_relay_takes_over_in_process_when_the_active_one_stops(
 ):
     caplog.set_level(logging.INFO, logger="app_product.relay")
     settings = settings_for(catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL)
-    first = Relay(settings, Redis.from_url(redis_server.url))
-    second = Relay(settings, Redis.from_url(redis_server.url))
+    first = Relay(settings, client(redis_server.url))
+    second = Relay(settings, client(redis_server.url))
     assert (first.active, second.active) == (False, False)
     watcher = await asyncpg.connect(catalog_db)
     stop_first = asyncio.Event()
@@ -485,7 +495,7 @@ async def test_a_relay_dying_while_its_update_waits_on_a_row_lock_frees_the_rela
 
     await insert_unsent(catalog_db, 1)
     blocker, watcher = await asyncpg.connect(catalog_db), await asyncpg.connect(catalog_db)
-    relay, stop = Relay(settings, Redis.from_url(redis_server.url)), asyncio.Event()
+    relay, stop = Relay(settings, client(redis_server.url)), asyncio.Event()
     task = None
     try:
         transaction = blocker.transaction()
@@ -531,7 +541,7 @@ async def lock_is_free(conn: asyncpg.Connection) -> bool:
 
 
 async def read_and_acknowledge_everything(redis_url: str, stream: str, group: str) -> None:
-    async with Redis.from_url(redis_url) as redis:
+    async with client(redis_url) as redis:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: made by an earlier call
             await redis.xgroup_create(stream, group, id="0")
         reply = await redis.xreadgroup(group, "reader-1", {stream: ">"})
@@ -544,8 +554,8 @@ async def test_what_the_relay_trims_adds_up_over_its_rounds(catalog_db, redis_se
     settings = settings_for(
         catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL, STREAM_RETENTION_SECONDS="0"
     )
-    stream = Keys(settings.redis_key_prefix).catalog_events()
-    redis = Redis.from_url(redis_server.url)
+    stream = keys_for(settings).catalog_events()
+    redis = client(redis_server.url)
     relay = Relay(settings, redis)
     try:
         for round_ in (1, 2):
@@ -570,22 +580,26 @@ async def test_a_relay_refused_its_trim_goes_on_sending(catalog_db, redis_server
     settings = settings_for(
         catalog_db, redis_server.url, RELAY_POLL_SECONDS=LONG_POLL, STREAM_RETENTION_SECONDS="0"
     )
-    stream = Keys(settings.redis_key_prefix).catalog_events()
+    stream = keys_for(settings).catalog_events()
     user, password = f"relay-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    async with Redis.from_url(redis_server.url) as admin:
-        await admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all", "-xtrim")
+    # Each node of a cluster has an ACL of its own: the user is made (and deleted) on every one.
+    every_node = {"target_nodes": RedisCluster.ALL_NODES} if CLUSTER else {}
+    async with client(redis_server.url) as admin:
+        await admin.execute_command(
+            "ACL SETUSER", user, "on", f">{password}", "~*", "+@all", "-xtrim", **every_node
+        )
         try:
             await make_changes(settings)
-            sender = Relay(settings, Redis.from_url(redis_server.url))
+            sender = Relay(settings, client(redis_server.url))
             await sender.run(asyncio.Event(), burst=True)
             await sender.redis.aclose()
             await read_and_acknowledge_everything(redis_server.url, stream, "readers")
             url = redis_server.url.replace("redis://", f"redis://{user}:{password}@")
-            relay = Relay(settings, Redis.from_url(url))
+            relay = Relay(settings, client(url))
             async with relay_running(relay):
                 await until(lambda: is_active(relay), seconds=DEADLINE)
                 await make_changes(settings)  # sent after the first idle round tried to trim
                 await until(lambda: equals(stream_length(redis_server.url, settings), 6), seconds=DEADLINE)
             assert relay.trimmed == 0
         finally:
-            await admin.execute_command("ACL", "DELUSER", user)
+            await admin.execute_command("ACL DELUSER", user, **every_node)

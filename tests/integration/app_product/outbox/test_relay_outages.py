@@ -13,10 +13,11 @@ from redis.asyncio import Redis
 from app_product.outbox import relay as relay_module
 from app_product.outbox.relay import Relay
 from devtools.servers import throwaway_postgres, throwaway_redis
-from shared.keys import Keys
+from shared.keys import keys_for
 from shared.signals import sleep_unless_stopped
 from shared.storage.migrations import SQL_ROOT, migrate
-from tests.integration.app_product.outbox.test_healing import create_products, settings_for
+from tests.integration.app_product.outbox.test_healing import create_products, own_settings, settings_for
+from tests.support.redis_mode import client
 from tests.support.waits import until
 
 
@@ -31,8 +32,8 @@ async def test_the_relay_rides_out_a_database_crash(own_postgres, redis_server, 
     url = own_postgres.url("catalog")
     await migrate(url, SQL_ROOT / "catalog")
     settings = settings_for(url, redis_server.url)
-    stream = Keys(settings.redis_key_prefix).catalog_events()
-    redis, stop = Redis.from_url(redis_server.url), asyncio.Event()
+    stream = keys_for(settings).catalog_events()
+    redis, stop = client(redis_server.url), asyncio.Event()
     relay = Relay(settings, redis)
     task = asyncio.create_task(relay.run(stop))
     try:
@@ -90,7 +91,7 @@ async def test_database_retries_pause_longer_each_time_and_start_short_after_rec
     url = own_postgres.url("catalog")
     await migrate(url, SQL_ROOT / "catalog")
     settings = settings_for(url, redis_server.url)
-    redis, stop = Redis.from_url(redis_server.url), asyncio.Event()
+    redis, stop = client(redis_server.url), asyncio.Event()
     relay = Relay(settings, redis)
     own_postgres.crash()  # down before the relay ever connects
     task = asyncio.create_task(relay.run(stop))
@@ -120,7 +121,7 @@ async def test_database_retries_pause_longer_each_time_and_start_short_after_rec
 
 async def test_redis_retries_pause_longer_each_time_and_start_short_after_it_is_back(catalog_db, pauses):
     with throwaway_redis() as server:
-        settings = settings_for(catalog_db, server.url)  # polls every 0.1 s
+        settings = own_settings(catalog_db, server.url)  # polls every 0.1 s; its own single Redis
         redis = Redis.from_url(server.url, socket_connect_timeout=0.5, socket_timeout=0.5)
         relay, stop = Relay(settings, redis), asyncio.Event()
         server.stop()

@@ -5,14 +5,14 @@ import asyncio
 import uuid
 
 from opentelemetry.trace import SpanKind
-from redis.asyncio import Redis
 
 from app_product.app import open_catalog
 from app_product.catalog import categories
 from app_product.catalog.models import CategoryCreate
 from app_product.outbox.relay import Relay
-from shared.keys import Keys
+from shared.keys import keys_for
 from tests.integration.app_product.outbox.test_relay import settings_for, stream_events
+from tests.support.redis_mode import client
 
 
 async def test_a_changes_trace_reaches_its_stream_entry_and_links_the_publishing_batch(
@@ -27,7 +27,7 @@ async def test_a_changes_trace_reaches_its_stream_entry_and_links_the_publishing
     trace_id = format(request.get_span_context().trace_id, "032x")
     span_id = format(request.get_span_context().span_id, "016x")
 
-    async with Redis.from_url(redis_server.url) as redis:
+    async with client(redis_server.url) as redis:
         await Relay(settings, redis).run(asyncio.Event(), burst=True)
     traced, untraced = await stream_events(redis_server.url, settings)
     assert traced["traceparent"].split("-")[1:3] == [trace_id, span_id]
@@ -35,8 +35,6 @@ async def test_a_changes_trace_reaches_its_stream_entry_and_links_the_publishing
 
     [publish] = [span for span in exporter.get_finished_spans() if span.name == "catalog-events publish"]
     assert publish.kind == SpanKind.PRODUCER
-    assert (
-        publish.attributes["messaging.destination.name"] == Keys(settings.redis_key_prefix).catalog_events()
-    )
+    assert publish.attributes["messaging.destination.name"] == keys_for(settings).catalog_events()
     assert publish.attributes["messaging.batch.message_count"] == 2
     assert [format(link.context.trace_id, "032x") for link in publish.links] == [trace_id]

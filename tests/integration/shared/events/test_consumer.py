@@ -156,13 +156,14 @@ async def test_a_batch_is_at_most_batch_size_and_a_burst_drains_a_longer_backlog
 
 
 async def _blocked_reads(redis: Redis) -> int:
+    """Connections of `redis` (one server: CLIENT LIST is per node) blocked in XREADGROUP."""
     clients = await redis.client_list()
     return sum(
         1 for client in clients if client.get("cmd") == "xreadgroup" and "b" in client.get("flags", "")
     )
 
 
-async def test_a_read_waits_for_the_next_event_unless_in_a_burst(redis, keys):
+async def test_a_read_waits_for_the_next_event_unless_in_a_burst(redis, keys, stream_master):
     """Outside a burst, a read on an empty stream blocks (up to `block_seconds`) and returns the
     event appended meanwhile, rather than polling; in a burst it returns at once."""
     config = ConsumerConfig(block_seconds=30)
@@ -170,7 +171,7 @@ async def test_a_read_waits_for_the_next_event_unless_in_a_burst(redis, keys):
     await worker.ensure_group()
     assert await worker._read(burst=True) == []
     read = asyncio.create_task(worker._read(burst=False))  # on a connection of its own
-    await until(lambda: _blocked_or_done(redis, read))
+    await until(lambda: _blocked_or_done(stream_master, read))
     assert not read.done(), "the read returned without waiting"
     [sent] = await send(redis, keys, updated(1))
     messages = await asyncio.wait_for(read, 10)

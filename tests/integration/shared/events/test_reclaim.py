@@ -90,7 +90,9 @@ async def test_pending_entries_are_read_a_page_at_a_time_once_due_and_every_one_
     assert [entry["message_id"] for entry in gone] == [fresh]
 
 
-async def test_a_retried_event_is_acknowledged_and_its_error_cleared_in_one_transaction(redis, keys):
+async def test_a_retried_event_is_acknowledged_and_its_error_cleared_in_one_transaction(
+    redis, keys, stream_master
+):
     """Else an acknowledged event could keep, for a moment (or for good, if the worker died in
     between), an error that reads as still failing."""
     applied = Applied()
@@ -103,7 +105,7 @@ async def test_a_retried_event_is_acknowledged_and_its_error_cleared_in_one_tran
     async def reclaim_once() -> None:
         handled.append(await worker.reclaim())
 
-    sent = await commands_sent(redis, reclaim_once)
+    sent = await commands_sent(stream_master, reclaim_once)
     assert (handled, applied) == ([1], [0])
     stream, text_id = keys.catalog_events(), message_id.decode()
     assert in_one_transaction(

@@ -7,7 +7,8 @@ import time
 from redis.asyncio import Redis
 
 from shared.events.status import PipelineStatus, StreamStatus
-from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
+from shared.keys import CART_GROUP, DEAD_CONSUMER
+from tests.support.redis_mode import test_keys
 
 
 async def delivered(
@@ -39,7 +40,7 @@ async def test_the_summary_counts_live_workers_lag_pending_and_dead_events_of_it
     await redis.xclaim(stream, CART_GROUP, DEAD_CONSUMER, 0, [read[1]], justid=True)  # one of them dead
     for worker in ("w-1", "w-2"):
         await redis.set(keys.worker_heartbeat(worker), "alive", ex=30)
-    await redis.set(Keys("someone-else").worker_heartbeat("w-9"), "alive", ex=30)  # another prefix
+    await redis.set(test_keys("someone-else").worker_heartbeat("w-9"), "alive", ex=30)  # another prefix
     try:
         status = StreamStatus(redis, keys, CART_GROUP)
         assert sorted(await status.live_workers()) == sorted(
@@ -51,7 +52,7 @@ async def test_the_summary_counts_live_workers_lag_pending_and_dead_events_of_it
         assert await status.pending_by_consumer() == {"w-1": 2, DEAD_CONSUMER: 1}
         assert {group["name"] for group in await status.groups()} == {CART_GROUP, "other"}
     finally:
-        await redis.delete(Keys("someone-else").worker_heartbeat("w-9"))
+        await redis.delete(test_keys("someone-else").worker_heartbeat("w-9"))
 
 
 async def test_the_lag_is_unknown_when_redis_cannot_tell_it(redis, keys):

@@ -9,19 +9,19 @@ import uuid
 import anyio
 import asyncpg
 import pytest
-from redis.asyncio import Redis
 
 from shared.events.trim import trim
-from shared.keys import CART_GROUP, DEAD_CONSUMER, Keys
+from shared.keys import CART_GROUP, DEAD_CONSUMER
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.processes import a_cart_holding, product_updated
+from tests.support.redis_mode import client, test_keys
 
 
 @pytest.fixture
 async def stream(redis_server):
-    async with Redis.from_url(redis_server.url) as redis:
-        yield redis, f"t{uuid.uuid4().hex[:8]}:catalog-events"
+    async with client(redis_server.url) as redis:
+        yield redis, test_keys(f"t{uuid.uuid4().hex[:8]}").catalog_events()
 
 
 async def fill(redis, stream, n: int) -> list[bytes]:
@@ -109,7 +109,7 @@ async def test_under_load_trimming_never_removes_an_unread_or_pending_entry(post
     prefix, cart_db = f"t{uuid.uuid4().hex[:8]}", postgres.url(f"trim_{uuid.uuid4().hex[:8]}")
     await migrate(cart_db, SQL_ROOT / "cart")
     await a_cart_holding(cart_db, range(1, EVENTS + 1))
-    keys = Keys(prefix)
+    keys = test_keys(prefix)
     key = keys.catalog_events()
     settings = {
         "REDIS_KEY_PREFIX": prefix,
@@ -121,7 +121,7 @@ async def test_under_load_trimming_never_removes_an_unread_or_pending_entry(post
     env = {**os.environ, **service_env(cart_db, redis_server.url, **settings)}
     poison: dict[bytes, str] = {}  # message id -> its payload
     removed = 0
-    async with Redis.from_url(redis_server.url) as redis:
+    async with client(redis_server.url) as redis:
         await redis.xgroup_create(key, CART_GROUP, id="0", mkstream=True)
         workers = [
             await anyio.open_process(

@@ -30,8 +30,9 @@ async def test_the_carts_read_pool_is_a_dependency_of_its_own(cart):
 
 
 async def test_redis_down_makes_ready_503_but_health_200(catalog_db_url):
-    with throwaway_redis() as redis:
-        settings = load_settings(CatalogSettings, service_env(catalog_db_url, redis.url, READY_TIMEOUT="0.5"))
+    with throwaway_redis() as redis:  # a single server of its own, in either mode of the suite
+        env = service_env(catalog_db_url, redis.url, READY_TIMEOUT="0.5", REDIS_CLUSTER="false")
+        settings = load_settings(CatalogSettings, env)
         app, client = await serve(settings)
         async with app.router.lifespan_context(app), client:
             assert (await client.get("/ready")).status_code == 200

@@ -21,6 +21,8 @@ from shared.resilience.product_cache import (
     _Entry,
     _refresh_early,
 )
+from shared.storage.slots import grouped
+from tests.support.redis_mode import client
 
 
 def product(product_id: int, version: int = 1, price: str = "9.99") -> ProductData:
@@ -54,15 +56,10 @@ class Catalog:
 
 @pytest.fixture
 async def redis_clients(redis_server):
-    clients = [Redis.from_url(redis_server.url) for _ in range(3)]
+    clients = [client(redis_server.url) for _ in range(3)]
     yield clients
-    for client in clients:
-        await client.aclose()
-
-
-@pytest.fixture
-def keys():
-    return Keys(f"t{uuid.uuid4().hex[:8]}")
+    for each in clients:
+        await each.aclose()
 
 
 def cache(client, keys, **config) -> ProductCache:
@@ -148,12 +145,20 @@ async def test_a_deleted_product_reads_as_missing_and_a_created_one_as_present(r
 
 
 async def test_invalidations_are_published(redis_clients, keys):
+    await redis_clients[2].initialize()  # a cluster client's pub/sub needs the slots it learns here
     pubsub = redis_clients[2].pubsub()
     await pubsub.subscribe(keys.product_invalidations())
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     await ProductInvalidator(redis_clients[1], keys, 60).changed([(1, 2), (3, 4)])
-    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
-    assert message is not None and message["data"] == b"1,3"
+    # A message per cache shard, naming its ids: one on a single Redis ("1,3"); on a cluster,
+    # where 1 and 3 are in different shards, one each, from calls sent in parallel.
+    expected = [",".join(map(str, ids)).encode() for ids in grouped([1, 3], keys.cache_shard).values()]
+    received = []
+    for _ in expected:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+        assert message is not None, received
+        received.append(message["data"])
+    assert sorted(received) == sorted(expected) and len(expected) == (2 if keys.cluster else 1)
     await pubsub.aclose()
 
 
@@ -195,10 +200,11 @@ async def test_redis_down_reads_the_catalog_directly():
 
 
 @pytest.mark.parametrize("path", ["read", "write"])
-async def test_a_fetch_that_raced_with_a_redis_data_loss_writes_nothing(keys, path):
+async def test_a_fetch_that_raced_with_a_redis_data_loss_writes_nothing(path):
     """The catalog changes a product while a cart's fetch of it is on its way, and Redis then
     loses its data, tombstone and all: the fetch's old answer must not enter the cache (a read
     would serve it until it expired, after the catalog had answered the change)."""
+    keys = Keys(f"t{uuid.uuid4().hex[:8]}")  # a single server's, as the one this test starts
     with throwaway_redis() as server:
         async with Redis.from_url(server.url) as client:
             reader = cache(client, keys)

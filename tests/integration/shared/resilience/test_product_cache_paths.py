@@ -1,38 +1,25 @@
 """The product cache on a real Redis, the paths test_product_cache.py leaves alone: its
 counters, what it writes (entry fields, TTL jitter, lock and tombstone lifetimes), `refresh`,
-the double-checked read after the lock, and each Redis call failing on its own."""
+and the double-checked read after the lock (each Redis call failing on its own:
+test_product_cache_failures.py). `client` and `keys`: conftest.py."""
 
 import asyncio
 import gc
 import logging
 import time
 import types
-import uuid
 
 import msgspec
 import pytest
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shared.keys import Keys
 from shared.resilience import cache_entries, cache_shards
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.product_cache import CacheConfig, ProductCache, _Entry
 from tests.integration.shared.resilience.test_product_cache import Catalog, product
+from tests.support import redis_mode
 from tests.support.waits import until
 
 CACHE_LOG = "shared.resilience.product_cache"
-
-
-@pytest.fixture
-async def client(redis_server):
-    async with Redis.from_url(redis_server.url) as redis:
-        yield redis
-
-
-@pytest.fixture
-def keys():
-    return Keys(f"t{uuid.uuid4().hex[:8]}")
 
 
 def cache(client, keys, **config) -> ProductCache:
@@ -220,86 +207,10 @@ async def test_a_shared_fetch_all_its_waiters_left_has_its_failure_retrieved(cli
 
 
 async def test_a_client_that_decodes_responses_works_too(redis_server, keys):
-    async with Redis.from_url(redis_server.url, decode_responses=True) as client:
+    async with redis_mode.client(redis_server.url, decode_responses=True) as client:
         reader = cache(client, keys)
         catalog = Catalog({1: product(1)})
         assert (await reader.get_many([1], catalog.fetch)).found == {1: product(1)}
         assert await reader.refresh([1], catalog.fetch) == {1: product(1)}
         assert (await reader.get_many([1], catalog.fetch)).found == {1: product(1)}
         assert len(catalog.calls) == 2 and reader.redis_failures == 0
-
-
-def fail_pipelines(monkeypatch, client) -> None:
-    real = client.pipeline
-
-    def pipeline(*args, **kwargs):
-        pipe = real(*args, **kwargs)
-
-        async def execute(*_args, **_kwargs):
-            raise RedisConnectionError("boom")
-
-        pipe.execute = execute
-        return pipe
-
-    monkeypatch.setattr(client, "pipeline", pipeline)
-
-
-async def raise_boom(*_args, **_kwargs):
-    raise RedisConnectionError("boom")
-
-
-@pytest.mark.parametrize("action", ["read", "epoch", "lock", "write", "unlock"])
-async def test_each_redis_call_failing_is_logged_by_name_and_stepped_around(
-    client, keys, monkeypatch, caplog, action
-):
-    reader = cache(client, keys)
-    catalog = Catalog({7: product(7)})
-    if action == "read":
-        monkeypatch.setattr(client, "mget", raise_boom)
-    elif action in ("epoch", "lock"):
-        fail_pipelines(monkeypatch, client)
-    elif action == "write":
-        monkeypatch.setattr(reader, "_write", raise_boom)
-    else:
-        monkeypatch.setattr(reader, "_release", raise_boom)
-    with caplog.at_level(logging.ERROR, logger=CACHE_LOG):
-        if action == "epoch":
-            assert await reader.refresh([7], catalog.fetch) == {7: product(7)}
-        else:
-            assert (await reader.get_many([7], catalog.fetch)).found == {7: product(7)}
-    errors, _ = errors_and_warnings(caplog)
-    named = "read" if action == "epoch" else action
-    assert errors == [f"product cache cannot {named} Redis (boom); reading the catalog directly"]
-    assert reader.redis_failures == (
-        2 if action == "read" else 1
-    )  # a read fails twice: before and after the lock
-    if action in ("epoch", "lock"):  # the epoch unknown: the fetch's answer is not written
-        assert await client.get(keys.product(7)) is None
-
-
-async def test_redis_failing_is_logged_once_per_outage(client, keys, monkeypatch, caplog):
-    reader = cache(client, keys)
-    catalog = Catalog({1: product(1)})
-    real_mget = client.mget
-    down = True
-
-    async def mget(*args, **kwargs):
-        if down:
-            raise RedisConnectionError("boom")
-        return await real_mget(*args, **kwargs)
-
-    monkeypatch.setattr(client, "mget", mget)
-    with caplog.at_level(logging.WARNING, logger=CACHE_LOG):
-        await reader.get_many([1], catalog.fetch)
-        await reader.get_many([1], catalog.fetch)
-        assert errors_and_warnings(caplog) == (
-            ["product cache cannot read Redis (boom); reading the catalog directly"],
-            [],
-        )
-        down = False
-        await reader.get_many([1], catalog.fetch)
-        down = True
-        await reader.get_many([1], catalog.fetch)
-    errors, warnings = errors_and_warnings(caplog)
-    assert len(errors) == 2 and warnings == ["product cache reaches Redis again"]
-    assert reader.redis_failures == 6  # each failed get_many: its read, and the read after the lock

@@ -20,6 +20,7 @@ from shared.storage.migrations import SQL_ROOT, migrate
 from shared.storage.postgres import connect_arguments
 from shared.telemetry.metrics import Metrics
 from tests.integration.app_product.outbox.test_healing import create_products, settings_for
+from tests.support.redis_mode import client
 
 
 def values(exposition: bytes) -> dict[tuple[str, frozenset], float]:
@@ -44,7 +45,7 @@ async def test_the_relay_reports_the_backlog_and_what_it_sent(catalog_db, redis_
     settings = settings_for(catalog_db, redis_server.url)
     await create_products(settings, 3)
     pool = await asyncpg.create_pool(**connect_arguments(catalog_db), min_size=0, max_size=1)
-    redis = Redis.from_url(redis_server.url)
+    redis = client(redis_server.url)
     relay, metrics = Relay(settings, redis), Metrics()
     expose_relay(metrics, relay, pool)
     try:
