@@ -79,6 +79,17 @@ def expose_cache(metrics: Metrics, cache: ProductCache) -> None:
             lambda: cache.redis_failures,
         ),
         (
+            "reads",
+            "Reads of cached entries from Redis (a cart's products are one read).",
+            lambda: cache.reads,
+        ),
+        (
+            "read_requests",
+            "Requests those reads sent to Redis: one each on a single Redis, one per master a read"
+            " reaches on a cluster (sent in parallel).",
+            lambda: cache.read_requests,
+        ),
+        (
             "early_refreshes",
             "Fresh entries refreshed before they expired (XFetch).",
             lambda: cache.early_refreshes,

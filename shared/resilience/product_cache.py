@@ -66,9 +66,9 @@ class ProductCache:
         # version or a tombstone held the key, or Redis lost its data meanwhile).
         self.hits = self.misses = self.stale_served = self.catalog_fetches = self.redis_failures = 0
         self.early_refreshes = self.writes_refused = 0
-        # Requests the cache's reads sent to Redis: one per read on a single Redis; on a cluster
-        # one per master holding some of a read's products (sent in parallel).
-        self.read_requests = 0
+        # Reads of entries from Redis, and the requests they sent: one per read on a single
+        # Redis; on a cluster one per master holding some of a read's products (in parallel).
+        self.reads = self.read_requests = 0
 
     async def get_many(self, ids: Iterable[int], fetch: Fetch) -> Lookup:
         wanted = sorted(set(ids))
@@ -128,6 +128,7 @@ class ProductCache:
     async def _read(self, ids: Sequence[int]) -> list[_Entry | None]:
         try:
             keys = [self._keys.product(pid) for pid in ids]
+            self.reads += 1
             if self._keys.cluster:
                 # One MGET per shard in one pipeline: a request per master, in parallel.
                 blobs = await self._redis.mget_nonatomic(keys)  # type: ignore[attr-defined]
