@@ -57,6 +57,10 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         pytest.mark.anyio(obj)
 
 
+# Its autouse fixture fails any test that sent a cluster a script call or MULTI across slots.
+pytest_plugins = ["tests.support.cross_slot"]
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -1,5 +1,6 @@
-"""A check on every test here (they run on the session's 3+3 cluster, `redis_cluster`): no script or
-transaction is sent with keys of more than one slot.
+"""A check on every test (tests/conftest.py uses it): no script or transaction a cluster client sends
+has keys of more than one slot. It matters wherever a test talks to a cluster: the tests of
+tests/integration/cluster, and every test when the suite runs on one (STOREFRONT_TEST_REDIS).
 
 The cluster refuses such a command (CROSSSLOT), and the cache and the limiter take that for
 Redis failing: they would step aside quietly and a test of them could still pass. The check
