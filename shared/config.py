@@ -72,6 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", forbid
     redis_connect_timeout: Seconds = 1.0
     # REDIS_URL names any node of a Redis Cluster (shared.storage.redis_conn); keys get hash tags.
     redis_cluster: bool = False
+    # Other nodes of the cluster to discover it from ("host:port,host:port"), should REDIS_URL's
+    # node be down when a process starts.
+    redis_cluster_nodes: Annotated[
+        str, msgspec.Meta(pattern=r"^([^,:\s]+:\d{1,5}(,[^,:\s]+:\d{1,5})*)?\Z")
+    ] = ""
     # Streams the catalog's events are spread over, by aggregate (shared.events.partitions).
     stream_partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
 

@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from shared.config import Settings
 
@@ -48,8 +49,11 @@ def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
     """The process's pool. A client that issues blocking reads (XREADGROUP BLOCK) passes how
     long they block, so that its socket timeout outlasts them."""
     if settings.redis_cluster:
-        cluster = RedisCluster.from_url(
+        cluster = _Cluster.from_url(
             settings.redis_url,
+            # More nodes to start from: a process (re)started while REDIS_URL's node is down (a
+            # master that failed over, say) still finds the cluster through another.
+            startup_nodes=[ClusterNode(host, int(port)) for host, _, port in _nodes(settings)],
             max_connections=settings.redis_max_connections,
             socket_timeout=settings.redis_socket_timeout + blocking_seconds,
             socket_connect_timeout=settings.redis_connect_timeout,
@@ -67,6 +71,24 @@ def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:
         health_check_interval=30,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, but finding no reachable node raises a ConnectionError: redis-py
+    raises RedisClusterException, which is no RedisError, so every fallback that handles Redis
+    being down (the limiter's, the cache's, the breaker's, the workers' backoff) would miss it
+    and a request would answer 500. Seen when a process started while REDIS_URL's node was down."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        try:
+            return await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
+
+
+def _nodes(settings: Settings) -> list[tuple[str, str, str]]:
+    """REDIS_CLUSTER_NODES ("host:port,host:port"), split."""
+    return [node.strip().rpartition(":") for node in settings.redis_cluster_nodes.split(",") if node.strip()]
 
 
 def _use_connection_class(cluster: RedisCluster, connection_class: type[Connection]) -> None:

@@ -1,7 +1,8 @@
 """The system on a Redis Cluster (3 masters, 3 replicas) with two of every process and the event
-stream in three partitions, while a master is killed under load: clients follow the new
-topology, nothing answers 500, and afterwards every cart and wishlist snapshot equals the
-catalog and nothing is left unsent, pending or dead, on any partition.
+stream in three partitions, under load, while processes are killed and started again (as in
+test_chaos) and a master is killed once: clients follow the new topology, nothing answers 500,
+and afterwards every cart and wishlist snapshot equals the catalog and nothing is left unsent,
+pending or dead, on any partition.
 
 The cluster is the test's own: it kills a node. Figures are printed at the end (`-s`).
 """
@@ -48,7 +49,20 @@ async def unsettled(catalog_db: str, url: str, keys: Keys) -> list[str]:
         return await pipeline_settled(catalog_db, redis, streams)  # type: ignore[arg-type]
 
 
-async def test_a_master_killed_under_load_loses_nothing(postgres, tmp_path: Path):
+async def kill_processes(
+    rng: random.Random, processes: list[Supervised], tally: Tally, stop: asyncio.Event
+) -> None:
+    """Kill a process now and then and start it again, as test_chaos does, until `stop`."""
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(0.5, 1.5))  # the pace of the chaos, not a wait on a result
+        victim = rng.choice(processes)
+        tally.kills[victim.name] += 1
+        victim.kill()
+        await asyncio.sleep(rng.uniform(0.2, 1.0))  # how long it stays down
+        await asyncio.to_thread(victim.start)
+
+
+async def test_a_master_killed_under_load_and_process_kills_loses_nothing(postgres, tmp_path: Path):
     rng, tally = random.Random(7), Tally()
     catalog_db, cart_db = (postgres.url(f"fo_{uuid.uuid4().hex[:8]}") for _ in range(2))
     await migrate(catalog_db, SQL_ROOT / "catalog")
@@ -56,7 +70,13 @@ async def test_a_master_killed_under_load_loses_nothing(postgres, tmp_path: Path
     with throwaway_redis_cluster() as cluster:
         prefix = f"fo{uuid.uuid4().hex[:6]}"
         keys = Keys(prefix, cluster=True, partitions=PARTITIONS)
-        mode = {"REDIS_CLUSTER": "true", "STREAM_PARTITIONS": str(PARTITIONS), "REDIS_KEY_PREFIX": prefix}
+        mode = {
+            "REDIS_CLUSTER": "true",
+            # Processes restarted after REDIS_URL's node died find the cluster through the others.
+            "REDIS_CLUSTER_NODES": ",".join(f"127.0.0.1:{port}" for port in cluster.ports),
+            "STREAM_PARTITIONS": str(PARTITIONS),
+            "REDIS_KEY_PREFIX": prefix,
+        }
         catalog_ports = [free_port(), free_port()]
         catalog_env = service_env(catalog_db, cluster.url, **mode, **FAST)
         cart_env = service_env(
@@ -91,15 +111,20 @@ async def test_a_master_killed_under_load_loses_nothing(postgres, tmp_path: Path
                 *(asyncio.create_task(write_forever(url, rng, tally, stop)) for url in catalogs),
                 *(asyncio.create_task(read_forever(url, shoppers, tally, stop)) for url in carts),
             ]
+            # Chaos all along: a process killed and started again every second or so.
+            chaos = asyncio.create_task(kill_processes(rng, processes, tally, stop))
             await asyncio.sleep(LOAD_SECONDS_BEFORE)  # the load's length, not a wait on a result
             victim = cluster.master_of(keys.catalog_events(0))
             killed_at = time.monotonic()
             await asyncio.to_thread(cluster.kill, victim)
             await asyncio.to_thread(cluster.wait_for_failover)
             failover_seconds = time.monotonic() - killed_at
-            await asyncio.sleep(LOAD_SECONDS_AFTER)  # load on the new topology
+            await asyncio.sleep(LOAD_SECONDS_AFTER)  # load and chaos on the new topology
             stop.set()
-            await asyncio.gather(*load)
+            await asyncio.gather(*load, chaos)
+            for process in processes:
+                if not process.running:
+                    await asyncio.to_thread(process.start)
             settled_at = time.monotonic()
 
             async def converged() -> bool:
@@ -119,9 +144,10 @@ async def test_a_master_killed_under_load_loses_nothing(postgres, tmp_path: Path
                 process.kill()
     logs = await asyncio.to_thread(lambda: "".join(path.read_text() for path in tmp_path.glob("*.log")))
     print(f"\nfailover {failover_seconds:.1f} s; converged {converge_seconds:.1f} s after the load stopped")
+    print(f"  kills {dict(tally.kills)}")
     print(f"  writes {dict(tally.writes)}")
     print(f"  reads {dict(tally.reads)}")
     print(f"  relay resends: {logs.count('Redis lost catalog events')}")
-    assert "Traceback" not in logs  # no process died of the failover
+    assert "Traceback" not in logs  # no process died of anything but a kill
     assert 500 not in tally.reads and 500 not in tally.writes, (tally.reads, tally.writes)
     assert tally.reads[200] > 0 and tally.writes[200] > 0

@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from devtools.redis_cluster import RedisCluster
+from devtools.servers import free_port
 from shared.config import Settings, load_settings
 from shared.keys import CACHE_SHARDS, Keys
 from shared.ratelimit.limiter import RateLimiter
@@ -191,3 +192,22 @@ async def test_the_services_cluster_client_reports_a_torn_down_write_as_a_connec
         await real.wait_closed()
     finally:
         await client.aclose()
+
+
+async def test_a_process_started_while_its_node_is_down_finds_the_cluster_through_another(redis_cluster):
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # no server there
+    alone = create_redis(load_settings(Settings, {"ENV": "test", "REDIS_URL": dead, "REDIS_CLUSTER": "true"}))
+    try:
+        # No node to discover it from: Redis is unreachable, a ConnectionError every fallback
+        # handles (redis-py raises RedisClusterException, which is no RedisError).
+        with pytest.raises(RedisConnectionError):
+            await alone.ping()
+    finally:
+        await alone.aclose()
+    others = ",".join(f"127.0.0.1:{port}" for port in redis_cluster.ports)
+    env = {"ENV": "test", "REDIS_URL": dead, "REDIS_CLUSTER": "true", "REDIS_CLUSTER_NODES": others}
+    helped = create_redis(load_settings(Settings, env))
+    try:
+        assert await helped.set("t:found", "1") and await helped.get("t:found") == b"1"
+    finally:
+        await helped.aclose()
