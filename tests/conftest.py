@@ -38,17 +38,6 @@ from tests.support.env import as_user, make_token, service_env
 from tests.support.redis_mode import CLUSTER
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In cluster mode, tests of what only a single server does (stopping it, watching its
-    commands with MONITOR) are skipped; `single_redis` marks them."""
-    if not CLUSTER:
-        return
-    skip = pytest.mark.skip(reason="needs a single Redis server (STOREFRONT_TEST_REDIS=cluster)")
-    for item in items:
-        if item.get_closest_marker("single_redis"):
-            item.add_marker(skip)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
     # Every coroutine test runs on asyncio through anyio's plugin (it ships with Starlette).
