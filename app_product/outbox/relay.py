@@ -126,6 +126,7 @@ class Relay:
         for (out, part), appended in zip(due, results, strict=True):
             if not appended.ok:
                 await out.state.heal(conn, appended.last_id)
+                self._adopted = False  # Redis lost data: the partition count it kept may be gone too
             elif part or not out.state.guard.last_id:
                 # With no rows after a heal (or on the first run) the epoch was written; from
                 # now on the stream is compared with how far it went then.
