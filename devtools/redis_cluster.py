@@ -116,6 +116,24 @@ class RedisCluster:
         """SIGKILL one node; if it was a master, its replica takes over (`wait_for_failover`)."""
         node.kill()
 
+    def restart(self, node: RedisServer) -> None:
+        """Start a killed node again and wait until it is back in the cluster: a master killed
+        earlier rejoins as its successor's replica and has synced with it, so killing that
+        successor next does not promote a replica with nothing."""
+        node.start()
+        _wait_for("Redis Cluster node rejoining", self._formed, _START_TIMEOUT)
+
+    def lose_shard(self, master: RedisServer) -> None:
+        """Kill `master` and its replicas and start them again empty: the cluster still gives
+        them their slots (nodes.conf), but every key of those slots is gone, as after losing a
+        shard's every copy. Until they are back, the cluster refuses commands (CLUSTERDOWN)."""
+        shard = [master, *self.replicas_of(master)]
+        for node in shard:
+            node.kill()
+        for node in shard:
+            node.start()
+        _wait_for("Redis Cluster shard back empty", self._formed, _START_TIMEOUT)
+
     def masters(self) -> list[RedisServer]:
         """The nodes serving slots, as a running node sees them now."""
         return [self._node(address) for address, entry in self._cluster_nodes().items() if entry["slots"]]
@@ -123,6 +141,11 @@ class RedisCluster:
     def replicas(self) -> list[RedisServer]:
         nodes = self._cluster_nodes().items()
         return [self._node(address) for address, entry in nodes if "slave" in entry["flags"].split(",")]
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        nodes = self._cluster_nodes()
+        [master_id] = [entry["node_id"] for address, entry in nodes.items() if self._node(address) is master]
+        return [self._node(address) for address, entry in nodes.items() if entry["master_id"] == master_id]
 
     def master_of(self, key: str) -> RedisServer:
         """The master serving `key`'s hash slot."""

@@ -42,7 +42,7 @@ from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.metrics import expose_breaker, expose_cache
 from shared.signals import sleep_unless_stopped, stop_on_signals
 from shared.storage.postgres import connect, create_database, ping
-from shared.storage.redis_conn import create_redis
+from shared.storage.redis_conn import RedisModeMismatch, check_mode, create_redis
 from shared.telemetry.metrics import Metrics
 from shared.telemetry.pools import expose_pools
 from shared.telemetry.tracing import configure_tracing, shutdown_tracing
@@ -145,6 +145,7 @@ def consumer_name() -> str:
 
 
 async def serve(settings: CartSettings, burst: bool) -> list[Consumer]:
+    await check_mode(settings)
     stop = stop_on_signals()
     db = create_database(settings)
     redis = create_redis(settings, blocking_seconds=settings.worker_block_seconds)
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_tracing("storefront-worker")
     try:
         workers = asyncio.run(serve(settings, args.burst))
-    except PartitionsChanged as exc:  # a setting to fix, not a crash: say so and stop
+    except (PartitionsChanged, RedisModeMismatch) as exc:  # a setting to fix, not a crash: say so
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -21,7 +21,7 @@ from shared.events.partitions import PartitionsChanged
 from shared.logs import configure_logging
 from shared.signals import stop_on_signals
 from shared.storage.postgres import connect_arguments
-from shared.storage.redis_conn import create_redis
+from shared.storage.redis_conn import RedisModeMismatch, check_mode, create_redis
 from shared.telemetry.metrics import Metrics
 from shared.telemetry.pools import expose_pools
 from shared.telemetry.tracing import configure_tracing, shutdown_tracing
@@ -39,6 +39,7 @@ async def resend(settings: CatalogSettings, since: datetime) -> int:
 
 
 async def serve(settings: CatalogSettings, burst: bool) -> None:
+    await check_mode(settings)
     stop = stop_on_signals()
     redis = create_redis(settings)
     relay = Relay(settings, redis)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         asyncio.run(serve(settings, args.burst))
-    except PartitionsChanged as exc:  # a setting to fix, not a crash: say so and stop
+    except (PartitionsChanged, RedisModeMismatch) as exc:  # a setting to fix, not a crash: say so
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     finally:

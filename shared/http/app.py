@@ -47,7 +47,7 @@ from shared.ratelimit.limiter import RateLimiter
 from shared.ratelimit.middleware import RateLimitMiddleware
 from shared.ratelimit.spec import parse_limits, parse_networks
 from shared.storage.postgres import ReadPool, connect, create_database, expire_connections, ping
-from shared.storage.redis_conn import create_redis
+from shared.storage.redis_conn import check_mode, create_redis
 from shared.telemetry import multiprocess, tracing
 from shared.telemetry.metrics import ServiceMetrics
 from shared.telemetry.pools import expose_pools
@@ -155,6 +155,7 @@ def build_app(
 
     @asynccontextmanager
     async def shared_lifespan(app: Starlette) -> AsyncIterator[None]:
+        await check_mode(settings)  # a wrong REDIS_CLUSTER stops the start (uvicorn says why)
         await connect(db)
         # One of several processes: its readings go to the files /metrics reads (any process).
         syncing = asyncio.create_task(metrics.keep_synced()) if metrics.shared else None

@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, RedisError
 
 from shared.config import Settings
 
@@ -43,6 +43,32 @@ class ClusterConnection(Connection):
             raise RedisConnectionError(
                 f"connection to {self.host}:{self.port} closed under a write: {exc!r}"
             ) from exc
+
+
+class RedisModeMismatch(Exception):
+    """REDIS_CLUSTER says one mode and the Redis at REDIS_URL is of the other: a setting to fix,
+    not an outage to wait out."""
+
+
+async def check_mode(settings: Settings) -> None:
+    """Raise RedisModeMismatch if the Redis at REDIS_URL answers and is of the other mode. Without
+    it a cluster client of a single server finds "no reachable node" and waits for ever as if Redis
+    were down, and a single-node client of a cluster node fails every key of another node's
+    slots. A Redis that does not answer passes: that is an outage, which the fallbacks handle."""
+    client = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+    )
+    try:
+        cluster = bool((await client.info("cluster")).get("cluster_enabled"))
+    except (RedisError, OSError):
+        return
+    finally:
+        await client.aclose()
+    if cluster != settings.redis_cluster:
+        server, setting = ("a Redis Cluster node", "true") if cluster else ("a single Redis", "false")
+        raise RedisModeMismatch(f"REDIS_URL names {server}: set REDIS_CLUSTER={setting}")
 
 
 def create_redis(settings: Settings, *, blocking_seconds: float = 0.0) -> Redis:

@@ -6,10 +6,10 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from redis import Redis
 
 from tests.support.env import as_user, make_token
 from tests.support.processes import new_prefix, prepare, running_cart, running_catalog, wait_until
+from tests.support.redis_mode import sync_client, test_keys
 from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
@@ -105,8 +105,8 @@ def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, red
                 cart.post(
                     "/api/cart/items", json={"product_id": product["id"]}, headers=shopper
                 ).raise_for_status()
-        with Redis.from_url(redis_server.url) as redis:
-            redis.delete(f"{prefix}:product:{product['id']}")  # cold again
+        with sync_client(redis_server.url) as redis:
+            redis.delete(test_keys(prefix).product(product["id"]))  # cold again
         batch_calls = catalog_log.read_text().count('"route":"/api/products"')
         carts = (first_url, second_url)
 
@@ -155,3 +155,41 @@ def test_two_cart_processes_fetch_a_cold_product_once_between_them(postgres, red
         # One per process would be 2; the per-product Redis lock makes it 1.
         assert fetched == 1
         assert catalog_log.read_text().count('"route":"/api/products"') - batch_calls == 1
+
+
+def test_every_cart_process_serves_every_change_once_the_catalog_has_answered_it(postgres, redis_server):
+    """The invalidation reaches every cart process: their cache is Redis's (on a cluster, spread
+    over every master's shards), and the catalog tombstones each change before it answers, so a
+    process that had just served the old product serves the new one at its very next read."""
+    catalog_db, cart_db = fresh_databases(postgres, redis_server)
+    prefix, count = new_prefix(), 24  # more products than cache shards, so every master holds some
+    admin = {"Authorization": f"Bearer {make_token('admin-1', roles=('admin',))}"}
+    shopper = as_user(f"e2e-{uuid.uuid4().hex[:8]}")
+    with (
+        running_catalog(catalog_db, redis_server.url, prefix=prefix) as (catalog_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix) as (first_url, _),
+        running_cart(cart_db, redis_server.url, catalog_url, prefix=prefix) as (second_url, _),
+        httpx.Client(base_url=catalog_url, timeout=5) as catalog,
+        httpx.Client(timeout=5) as carts,
+    ):
+        ids = []
+        for i in range(count):
+            body = {"sku": f"INV-{i}", "name": f"Thing {i}", "price": "1.00", "stock": 9}
+            ids.append(catalog.post("/api/products", json=body, headers=admin).json()["id"])
+            carts.post(f"{first_url}/api/cart/items", json={"product_id": ids[-1]}, headers=shopper)
+
+        def prices(cart_url: str) -> dict[int, str]:
+            items = carts.get(f"{cart_url}/api/cart", headers=shopper).json()["items"]
+            return {item["product_id"]: item["unit_price"] for item in items}
+
+        for cart_url in (first_url, second_url):  # both serve the cached products
+            assert prices(cart_url) == dict.fromkeys(ids, "1.00")
+        for round_, price in enumerate(["2.00", "3.00"], start=1):
+            for product_id in ids:
+                changed = catalog.patch(
+                    f"/api/products/{product_id}", json={"price": price, "version": round_}, headers=admin
+                )
+                assert changed.status_code == 200, changed.text
+                # No wait: the change is visible to both processes as soon as it was answered.
+                assert prices(first_url)[product_id] == price
+                assert prices(second_url)[product_id] == price

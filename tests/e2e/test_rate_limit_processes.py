@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_redis]  # both modes, each by name
 
 
 @pytest.fixture(params=["single", "cluster"])

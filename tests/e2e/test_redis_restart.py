@@ -13,7 +13,7 @@ from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.processes import a_cart_holding, burst, product_updated
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_redis]  # one server's restart with its AOF
 
 PRODUCTS = 30
 RETRY_BASE_SECONDS = 0.05

@@ -15,7 +15,6 @@ from pathlib import Path
 import anyio
 import asyncpg
 import pytest
-from redis.asyncio import Redis
 
 from app_product.app import open_catalog
 from app_product.catalog import products
@@ -23,10 +22,11 @@ from app_product.catalog.models import ProductCreate, ProductPatch
 from app_product.settings import CatalogSettings
 from shared.config import load_settings
 from shared.http.versioning import ExpectedVersion
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.processes import a_cart_holding, burst
+from tests.support.redis_mode import client, test_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +74,7 @@ async def test_a_relay_killed_before_marking_sent_duplicates_events_but_not_effe
     catalog_env = service_env(catalog_db, redis_server.url, REDIS_KEY_PREFIX=prefix)
     cart_env = service_env(cart_db, redis_server.url, REDIS_KEY_PREFIX=prefix)
     product_id = await a_repriced_product_in_a_cart(catalog_env, cart_db)
-    stream = Keys(prefix).catalog_events()
+    stream = test_keys(prefix).catalog_events()
     catalog, cart = await asyncpg.connect(catalog_db), await asyncpg.connect(cart_db)
 
     async def cart_item() -> tuple[str, str, int]:
@@ -87,7 +87,7 @@ async def test_a_relay_killed_before_marking_sent_duplicates_events_but_not_effe
     async def unsent() -> int:
         return int(await catalog.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
 
-    async with Redis.from_url(redis_server.url) as redis:
+    async with client(redis_server.url) as redis:
         try:
             async with catalog.transaction():
                 locked = await catalog.fetch(

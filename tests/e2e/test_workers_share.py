@@ -11,12 +11,12 @@ import uuid
 import anyio
 import asyncpg
 import pytest
-from redis.asyncio import Redis
 
-from shared.keys import CART_GROUP, Keys
+from shared.keys import CART_GROUP
 from shared.storage.migrations import SQL_ROOT, migrate
 from tests.support.env import service_env
 from tests.support.processes import a_cart_holding, product_updated, wait_until
+from tests.support.redis_mode import client, test_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +26,8 @@ PRODUCTS, VERSIONS = 1000, 10
 async def prepare(cart_db: str, redis_url: str, prefix: str) -> None:
     await migrate(cart_db, SQL_ROOT / "cart")
     await a_cart_holding(cart_db, range(1, PRODUCTS + 1))
-    async with Redis.from_url(redis_url) as redis:
-        stream = Keys(prefix).catalog_events()
+    async with client(redis_url) as redis:
+        stream = test_keys(prefix).catalog_events()
         async with redis.pipeline(transaction=False) as pipe:
             for version in range(2, VERSIONS + 2):
                 for product_id in range(1, PRODUCTS + 1):
@@ -55,8 +55,8 @@ def test_two_workers_share_ten_thousand_events_and_apply_each_once(postgres, red
     print(f"2 workers applied {sum(applied)} events in {elapsed:.1f}s ({rate:.0f}/s), split {applied}")
 
     async def check() -> None:
-        async with Redis.from_url(redis_server.url) as redis:
-            assert (await redis.xpending(Keys(prefix).catalog_events(), CART_GROUP))["pending"] == 0
+        async with client(redis_server.url) as redis:
+            assert (await redis.xpending(test_keys(prefix).catalog_events(), CART_GROUP))["pending"] == 0
         conn = await asyncpg.connect(cart_db)
         try:
             versions = await conn.fetch(
@@ -116,10 +116,10 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_is_applied_twice_in
     ) as first:
         wait_until(lambda: asyncio.run(progress()) > 0, timeout=60)  # a batch committed
         asyncio.run(kill_mid_batch(first))
-    stream, heartbeat_pattern = Keys(prefix).catalog_events(), Keys(prefix).worker_heartbeat("*")
+    stream, heartbeat_pattern = test_keys(prefix).catalog_events(), test_keys(prefix).worker_heartbeat("*")
 
     async def orphaned() -> tuple[int, int]:
-        async with Redis.from_url(redis_server.url) as redis:
+        async with client(redis_server.url) as redis:
             pending = (await redis.xpending(stream, CART_GROUP))["pending"]
             beats = [key async for key in redis.scan_iter(match=heartbeat_pattern)]
         return pending, len(beats)

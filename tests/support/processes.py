@@ -123,9 +123,9 @@ def running_cart(
     return running_service("app_cart", env, log)
 
 
-def prepare(database_url: str, redis_url: str, service: str, *commands: list[str]) -> None:
+def prepare(database_url: str, redis_url: str, service: str, *commands: list[str], **extra: str) -> None:
     """Migrate `service`'s database (and run `commands`, such as loading demo data)."""
-    env = {**os.environ, **service_env(database_url, redis_url)}
+    env = {**os.environ, **service_env(database_url, redis_url, **extra)}
     for command in (["shared.storage.migrations", service, "--database-url", database_url], *commands):
         subprocess.run(
             [sys.executable, "-m", *command], env=env, check=True, capture_output=True, timeout=120

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -33,6 +34,14 @@ def client(url: str, **options: Any) -> Redis:
         cluster: Any = RedisCluster.from_url(url, **options)
         return cluster  # typed as Redis: tests use commands both have
     return Redis.from_url(url, **options)
+
+
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A blocking client of the suite's Redis (for tests that are not coroutines)."""
+    if CLUSTER:
+        cluster: Any = redis.RedisCluster.from_url(url, **options)
+        return cluster
+    return redis.Redis.from_url(url, **options)
 
 
 def mode_env() -> dict[str, str]:

@@ -15,8 +15,9 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from app_cart.worker.run import main as worker_main
 from devtools.redis_cluster import RedisCluster
-from devtools.servers import free_port
+from devtools.servers import free_port, throwaway_redis
 from shared.config import Settings, load_settings
 from shared.keys import CACHE_SHARDS, Keys
 from shared.ratelimit.limiter import RateLimiter
@@ -24,7 +25,7 @@ from shared.ratelimit.spec import Limit
 from shared.resilience.cache_entries import CacheConfig, ProductData
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.product_cache import ProductCache
-from shared.storage.redis_conn import ClusterConnection, create_redis
+from shared.storage.redis_conn import ClusterConnection, RedisModeMismatch, check_mode, create_redis
 
 
 @pytest.fixture
@@ -211,3 +212,27 @@ async def test_a_process_started_while_its_node_is_down_finds_the_cluster_throug
         assert await helped.set("t:found", "1") and await helped.get("t:found") == b"1"
     finally:
         await helped.aclose()
+
+
+async def test_a_process_refuses_a_redis_of_the_other_mode_and_waits_out_one_that_is_down(redis_cluster):
+    def settings(url: str, cluster: bool) -> Settings:
+        env = {"ENV": "test", "REDIS_URL": url, "REDIS_CLUSTER": str(cluster).lower()}
+        return load_settings(Settings, env)
+
+    with throwaway_redis() as single:  # a single server of this test's own, beside the cluster
+        with pytest.raises(RedisModeMismatch, match="names a single Redis: set REDIS_CLUSTER=false"):
+            await check_mode(settings(single.url, cluster=True))
+        with pytest.raises(RedisModeMismatch, match="names a Redis Cluster node: set REDIS_CLUSTER=true"):
+            await check_mode(settings(redis_cluster.url, cluster=False))
+        await check_mode(settings(single.url, cluster=False))
+        await check_mode(settings(redis_cluster.url, cluster=True))
+    await check_mode(settings(f"redis://127.0.0.1:{free_port()}/0", cluster=True))  # down: an outage
+
+
+def test_a_worker_of_the_other_mode_stops_with_the_setting_to_fix(redis_cluster, monkeypatch, capsys):
+    monkeypatch.setenv("ENV", "test")
+    monkeypatch.setenv("REDIS_URL", redis_cluster.url)
+    monkeypatch.setenv("REDIS_CLUSTER", "false")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    assert worker_main(["--burst"]) == 2
+    assert "set REDIS_CLUSTER=true" in capsys.readouterr().err
