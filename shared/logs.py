@@ -68,6 +68,19 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
+class OneLineRetries(logging.Filter):
+    """asyncpg's pool logs a warning with a full traceback each time it fails to reconnect its
+    minimum connections (every 1 to 60 s while PostgreSQL is down); our outage log already says
+    the database is down, once. Keep asyncpg's line, with the error on it, without the stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        retry = str(record.msg).startswith("Failed to restore the pool connection floor")
+        if retry and record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
 def configure_logging(level: str) -> None:
     """Send every logger (uvicorn's included) through one JSON handler on stderr."""
     # What no line prints is not gathered for every record either (the logging HOWTO's
@@ -90,3 +103,6 @@ def configure_logging(level: str) -> None:
     # httpx logs every request it sends at INFO: the cart's calls to the catalog would double
     # the access log. Its warnings still come through.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    pool = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(existing, OneLineRetries) for existing in pool.filters):
+        pool.addFilter(OneLineRetries())

@@ -25,7 +25,8 @@ from shared.ratelimit.spec import Limit
 from shared.resilience.cache_entries import CacheConfig, ProductData
 from shared.resilience.invalidation import ProductInvalidator
 from shared.resilience.product_cache import ProductCache
-from shared.storage.redis_conn import ClusterConnection, RedisModeMismatch, check_mode, create_redis
+from shared.storage.cluster_client import ClusterConnection
+from shared.storage.redis_conn import RedisModeMismatch, check_mode, create_redis
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 
-from shared.logs import JsonFormatter
+from shared.logs import JsonFormatter, OneLineRetries
 
 
 def format_record(**extra) -> dict:
@@ -41,3 +42,23 @@ def test_the_time_is_written_as_isoformat_writes_it_in_utc():
         record = logging.makeLogRecord({"msg": "m", "created": created})
         expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
         assert json.loads(JsonFormatter().format(record))["ts"] == expected
+
+
+def test_asyncpgs_reconnect_retries_are_one_line_and_its_other_warnings_keep_their_stack():
+    records = []
+    for message in ("Failed to restore the pool connection floor; retrying", "something else"):
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except OSError:
+            record = logging.LogRecord(
+                "asyncpg.pool", logging.WARNING, __file__, 1, message, None, sys.exc_info()
+            )
+        assert OneLineRetries().filter(record)
+        records.append(json.loads(JsonFormatter().format(record)))
+    retry, other = records
+    assert retry["msg"] == (
+        "Failed to restore the pool connection floor; retrying:"
+        " ConnectionRefusedError(111, 'Connect call failed')"
+    )
+    assert "exc" not in retry
+    assert "Traceback" in other["exc"]
