@@ -82,16 +82,29 @@ def test_two_workers_share_a_port_and_one_metrics_view(catalog_db_url, redis_ser
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: answers(f"{base}/health") and len(workers_of(parent.pid)) == 2)
-        asyncio.run(browse(base))
-        served = [requests_served(worker, "/api/categories") for worker in workers_of(parent.pid)]
-        assert sum(served) == REQUESTS and min(served) > 0, served  # both served
+        # A worker that has not finished starting accepts nothing yet, so the first burst may all
+        # go to the other: burst until both have served (the kernel hands connections to
+        # whichever worker accepts first).
+        served: list[float] = []
+        bursts = 0
+
+        def both_served() -> bool:
+            nonlocal served, bursts
+            asyncio.run(browse(base))
+            bursts += 1
+            served = [requests_served(worker, "/api/categories") for worker in workers_of(parent.pid)]
+            return len(served) == 2 and min(served) > 0
+
+        wait_until(both_served, timeout=30)
+        total = REQUESTS * bursts
+        assert sum(served) == total, served  # each request served once, by one of them
 
         def every_scrape_counts_all() -> bool:
             scrapes = [httpx.get(f"{base}/metrics", headers=METRICS).text for _ in range(4)]
             return all(
                 counted(text, "storefront_http_requests_total", route="/api/categories", status="200")
-                == REQUESTS
-                and counted(text, "storefront_rate_limit_decisions_total", outcome="admitted") >= REQUESTS
+                == total
+                and counted(text, "storefront_rate_limit_decisions_total", outcome="admitted") >= total
                 # a gauge is summed over the live processes: each may open DATABASE_POOL_MAX
                 and counted(text, "storefront_db_pool_max_connections", pool="main") == 2 * 10
                 for text in scrapes
@@ -104,7 +117,7 @@ def test_two_workers_share_a_port_and_one_metrics_view(catalog_db_url, redis_ser
     assert parent.returncode == 0
     assert not workers_of(parent.pid)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert sum(line["logger"] == "storefront.access" for line in lines) >= REQUESTS
+    assert sum(line["logger"] == "storefront.access" for line in lines) >= total
     assert not [line for line in lines if line["logger"] == "uvicorn.access"]  # ours only
 
 
