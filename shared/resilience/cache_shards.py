@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Sequence
 
 import msgspec
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from shared.keys import Keys
@@ -63,7 +63,7 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def masters(cluster: Redis, keys: Sequence[str]) -> set[str]:
+def masters(cluster: RedisCluster, keys: Sequence[str]) -> set[str]:
     """The masters that hold `keys`, as the cluster client knows them now."""
-    nodes = cluster.nodes_manager  # type: ignore[attr-defined]
+    nodes = cluster.nodes_manager
     return {nodes.get_node_from_slot(key_slot(key.encode())).name for key in keys}

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from shared.errors import Unavailable
@@ -129,9 +130,10 @@ class ProductCache:
         try:
             keys = [self._keys.product(pid) for pid in ids]
             self.reads += 1
-            if self._keys.cluster:
-                # One MGET per shard in one pipeline: a request per master, in parallel.
-                blobs = await self._redis.mget_nonatomic(keys)  # type: ignore[attr-defined]
+            if isinstance(self._redis, RedisCluster):
+                # One MGET per slot in one pipeline: a request per master, in parallel. (A single
+                # Redis answers one MGET over any keys, whatever their names.)
+                blobs = await self._redis.mget_nonatomic(keys)
                 self.read_requests += len(masters(self._redis, keys))
             else:
                 blobs = await self._redis.mget(keys)

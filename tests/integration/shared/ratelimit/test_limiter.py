@@ -113,6 +113,32 @@ async def test_one_batch_mixes_subjects_and_limits(limiter):
     assert decisions[3].limit == 1 and decisions[3].retry_after == 1  # the per-second limit refused
 
 
+async def test_one_batch_over_many_slots_gives_each_check_its_own_decision(redis_server):
+    # Cluster key names, whatever the suite's Redis: the batch becomes a script call per slot
+    # (on one Redis too, which takes keys of any slot), and each reply must reach its own check.
+    redis = client(redis_server.url)
+    limiter = RateLimiter(redis, Keys(f"t{uuid.uuid4().hex[:8]}", cluster=True))
+    try:
+        subjects = [f"user:{i}" for i in range(12)]  # twelve subjects: several slots, masters
+        rules = {
+            subject: [Limit(1 + i % 3, 60)] + ([Limit(1, 1)] if i % 4 == 0 else [])
+            for i, subject in enumerate(subjects)
+        }
+        checks = [subject for _ in range(4) for subject in subjects]
+        decisions = await asyncio.gather(
+            *(limiter.check(subject, "reads", rules[subject]) for subject in checks)
+        )
+        for subject in subjects:
+            mine = [
+                decision for checked, decision in zip(checks, decisions, strict=True) if checked == subject
+            ]
+            allowed = min(limit.requests for limit in rules[subject])
+            assert [d.admitted for d in mine] == [True] * allowed + [False] * (4 - allowed), subject
+            assert [d.remaining for d in mine[:allowed]] == list(range(allowed - 1, -1, -1)), subject
+    finally:
+        await redis.aclose()
+
+
 async def test_a_caller_that_goes_away_before_its_check_is_sent_is_not_counted(limiter):
     tasks = [asyncio.create_task(limiter.check("user:gone", "reads", [Limit(3, 60)])) for _ in range(5)]
     await asyncio.sleep(0)  # the first check is in flight, the other four queued behind it

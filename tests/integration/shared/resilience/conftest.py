@@ -15,6 +15,9 @@ async def client(redis_server):
         yield redis
 
 
-@pytest.fixture
-def keys() -> Keys:
-    return redis_mode.test_keys(f"t{uuid.uuid4().hex[:8]}")
+@pytest.fixture(params=["cluster names"] if redis_mode.CLUSTER else ["single-node names", "cluster names"])
+def keys(request: pytest.FixtureRequest) -> Keys:
+    """On a single Redis the tests run with both layouts: with a cluster's names products spread
+    over the cache's 16 shards, so the per-shard paths (a script call and an epoch per shard)
+    are exercised, and mutation-tested, without a cluster; one server takes keys of any slot."""
+    return Keys(f"t{uuid.uuid4().hex[:8]}", cluster=request.param == "cluster names")
