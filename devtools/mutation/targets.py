@@ -73,6 +73,7 @@ TARGETS: dict[str, Target] = {
         (
             f"{IT}/shared/resilience/test_product_cache.py",
             f"{IT}/shared/resilience/test_product_cache_paths.py",
+            f"{IT}/shared/resilience/test_product_cache_failures.py",
         ),
     ),
     "promo": Target(

@@ -61,6 +61,13 @@ async def test_counters_add_up_over_reads(client, keys):
         "hits": 5, "misses": 4, "stale_served": 0, "catalog_fetches": 3, "redis_failures": 0,
         "early_refreshes": 0, "writes_refused": 0,
     }  # fmt: skip
+    # Two reads of Redis per call, each with a miss: the first, and the lock's double check of
+    # the misses. A request per read on one Redis; on a cluster, one per master holding some.
+    assert reader.reads == 6
+    if redis_mode.CLUSTER:
+        assert 6 <= reader.read_requests <= 6 * 3
+    else:
+        assert reader.read_requests == 6
 
 
 async def test_expired_entries_served_stale_are_counted(client, keys):
